@@ -1,0 +1,37 @@
+# Two user-facing commands: `make test` and `make demo`. Each creates/refreshes .venv itself
+# from the pinned requirements, so a fresh clone on a fresh machine needs only python3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Keep CPU thread counts sane on small machines (2 cores in CI).
+export OMP_NUM_THREADS ?= 2
+export PYTHONDONTWRITEBYTECODE = 1
+
+.PHONY: venv test lint pytest demo bench clean triton test-triton
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+
+pytest: venv
+	$(BIN)/pytest -q
+
+test: lint pytest
+
+demo: venv
+	$(BIN)/python -m eggnet_ros.demo
+
+bench: venv
+	$(BIN)/python bench/motion.py
+	$(BIN)/python bench/model.py
+
+clean:
+	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache demo_output

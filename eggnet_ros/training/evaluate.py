@@ -1,0 +1,277 @@
+"""`eggnet-eval`: the paper's Table 2/3 and Fig. 11 on our fixed synthetic test set.
+
+One command prints, for the fixed test set (moderate shake, 512x512 by default), PSNR/SSIM of the
+blurred input, the classical gyro-driven Richardson-Lucy baseline, and every model given
+(BaseDeform, BaseI&G, BaseGTM, EggNet, ...), then the robustness sweeps of Fig. 11 (MGV noise
+sigma in {0, 0.125, 0.25, 1} px and gyro delay in {0..5} x exposure/10) as tables and a PNG.
+The same functions back the metrics written into model cards by `eggnet-train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eggnet_ros.training.metrics import psnr, ssim
+
+LOGGER = logging.getLogger("eggnet_ros.eval")
+
+NOISE_SIGMAS: tuple[float, ...] = (0.0, 0.125, 0.25, 1.0)
+DELAY_STEPS: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+
+#: Paper order of the ablations (Table 2), used to sort rows.
+VARIANT_ORDER = ("base_deform", "base_ig", "base_gtm", "eggnet", "plain")
+VARIANT_LABEL = {
+    "base_deform": "BaseDeform (no gyro)",
+    "base_ig": "BaseI&G",
+    "base_gtm": "BaseGTM",
+    "eggnet": "EggNet",
+    "plain": "Plain U-Net",
+}
+
+Restorer = Callable[[Any], np.ndarray]
+
+
+@dataclass
+class MethodScore:
+    name: str
+    params_mb: float | None
+    psnr: float
+    ssim: float
+    n: int
+
+
+def load_test_pairs(
+    n: int, size: int, mgv_noise: float = 0.0, delay_fraction: float = 0.0, seed: int | None = None
+):
+    """The fixed test set (bit-exact on every machine), optionally with corrupted MGVs."""
+    from eggnet_ros.data import fixed_test_set
+
+    kwargs: dict[str, Any] = {"n": n, "size": size, "mgv_noise": mgv_noise, "delay_fraction": delay_fraction}
+    if seed is not None:
+        kwargs["seed"] = seed
+    return fixed_test_set(**kwargs)
+
+
+def model_restorer(net: torch.nn.Module, device: torch.device | str = "cpu") -> Restorer:
+    """Wrap a network as pair -> restored HWC float image in [0, 1]."""
+    device = torch.device(device)
+
+    def restore(pair) -> np.ndarray:
+        blurred = torch.from_numpy(np.ascontiguousarray(pair.blurred.transpose(2, 0, 1)))[None].to(device)
+        mgv = torch.from_numpy(np.ascontiguousarray(pair.mgv))[None].to(device)
+        with torch.inference_mode():
+            out = net(blurred, mgv)
+        return out[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+
+    return restore
+
+
+def score(pairs: Sequence[Any], restorer: Restorer | None) -> tuple[float, float]:
+    """Mean PSNR/SSIM over the pairs; restorer None scores the blurred input itself."""
+    psnrs, ssims = [], []
+    for pair in pairs:
+        estimate = pair.blurred if restorer is None else restorer(pair)
+        psnrs.append(psnr(estimate, pair.sharp))
+        ssims.append(ssim(estimate, pair.sharp))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def evaluate_model(
+    net: torch.nn.Module, n: int = 100, size: int = 512, device: torch.device | str = "cpu"
+) -> dict:
+    """Metrics stored in model cards: the model and the blurred input on the fixed test set."""
+    pairs = load_test_pairs(n, size)
+    model_psnr, model_ssim = score(pairs, model_restorer(net, device))
+    blurred_psnr, blurred_ssim = score(pairs, None)
+    blur = [float(p.blur_px) for p in pairs]
+    return {
+        "test_set": {"n": n, "size": size, "median_blur_px": round(float(np.median(blur)), 2)},
+        "psnr": round(model_psnr, 3),
+        "ssim": round(model_ssim, 4),
+        "blurred_psnr": round(blurred_psnr, 3),
+        "blurred_ssim": round(blurred_ssim, 4),
+        "gain_db": round(model_psnr - blurred_psnr, 3),
+    }
+
+
+def _param_mb(net: torch.nn.Module) -> float:
+    return sum(p.numel() for p in net.parameters()) * 4 / 1e6
+
+
+def load_models(paths: Sequence[str], device: torch.device | str) -> list[tuple[str, str, torch.nn.Module]]:
+    """(label, variant, net) for each weights file, sorted in the paper's table order."""
+    from eggnet_ros.model import load_model
+
+    loaded = []
+    for path in paths:
+        net, _card = load_model(path, device=str(device))
+        net.eval()
+        variant = net.config.variant
+        width = net.config.width
+        label = f"{VARIANT_LABEL.get(variant, variant)} (w{width}, {Path(path).stem})"
+        loaded.append((label, variant, net))
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    loaded.sort(key=lambda item: (order.get(item[1], 99), _param_mb(item[2])))
+    return loaded
+
+
+def main_table(pairs, models, rl_iterations: int, device) -> list[MethodScore]:
+    from eggnet_ros.training.baselines import rl_restorer
+
+    rows = [MethodScore("Blurred input", None, *score(pairs, None), len(pairs))]
+    if rl_iterations > 0:
+        rows.append(
+            MethodScore(
+                f"Gyro Richardson-Lucy ({rl_iterations} it.)",
+                None,
+                *score(pairs, rl_restorer(rl_iterations)),
+                len(pairs),
+            )
+        )
+    for label, _variant, net in models:
+        rows.append(
+            MethodScore(label, _param_mb(net), *score(pairs, model_restorer(net, device)), len(pairs))
+        )
+    return rows
+
+
+def format_main_table(rows: Sequence[MethodScore], title: str) -> str:
+    lines = [
+        f"### {title}",
+        "",
+        "| Method | Params (MB) | PSNR (dB) | SSIM |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        params = "-" if row.params_mb is None else f"{row.params_mb:.2f}"
+        lines.append(f"| {row.name} | {params} | {row.psnr:.2f} | {row.ssim:.4f} |")
+    return "\n".join(lines)
+
+
+def sweep(n: int, size: int, models, device, kind: str) -> dict[str, list[float]]:
+    """PSNR per model along the noise (sigma px) or delay (k x exposure/10) axis."""
+    axis = NOISE_SIGMAS if kind == "noise" else DELAY_STEPS
+    results: dict[str, list[float]] = {"blurred": []}
+    for label, _v, _n in models:
+        results[label] = []
+    for value in axis:
+        if kind == "noise":
+            pairs = load_test_pairs(n, size, mgv_noise=float(value))
+        else:
+            pairs = load_test_pairs(n, size, delay_fraction=float(value) / 10.0)
+        results["blurred"].append(score(pairs, None)[0])
+        for label, _variant, net in models:
+            results[label].append(score(pairs, model_restorer(net, device))[0])
+    return results
+
+
+def format_sweep(results: dict[str, list[float]], kind: str) -> str:
+    axis = NOISE_SIGMAS if kind == "noise" else DELAY_STEPS
+    head = [f"σ={v:g} px" for v in axis] if kind == "noise" else [f"ΔT={v}" for v in axis]
+    title = (
+        "MGV noise (Fig. 11a): PSNR (dB)"
+        if kind == "noise"
+        else "Gyro delay, ΔT = exposure/10 (Fig. 11b): PSNR (dB)"
+    )
+    lines = [
+        f"### {title}",
+        "",
+        "| Method | " + " | ".join(head) + " | loss at worst |",
+        "| --- | " + " | ".join("---:" for _ in head) + " | ---: |",
+    ]
+    for label, values in results.items():
+        cells = " | ".join(f"{v:.2f}" for v in values)
+        lines.append(f"| {label} | {cells} | {values[0] - values[-1]:+.2f} |")
+    return "\n".join(lines)
+
+
+def plot_sweeps(noise: dict[str, list[float]], delay: dict[str, list[float]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, results, axis, xlabel in (
+        (axes[0], noise, NOISE_SIGMAS, "MGV noise σ (px)"),
+        (axes[1], delay, DELAY_STEPS, "gyro delay (× exposure/10)"),
+    ):
+        labels = list(results)
+        width = 0.8 / max(1, len(labels))
+        x = np.arange(len(axis))
+        for i, label in enumerate(labels):
+            ax.bar(x + i * width, results[label], width, label=label)
+        ax.set_xticks(x + 0.4 - width / 2, [f"{v:g}" for v in axis])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("PSNR (dB)")
+        lo = min(min(v) for v in results.values())
+        hi = max(max(v) for v in results.values())
+        ax.set_ylim(lo - 1, hi + 0.5)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def default_model_files() -> list[str]:
+    models_dir = Path(__file__).resolve().parents[2] / "models"
+    return sorted(str(p) for p in models_dir.glob("*.safetensors"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eggnet-eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", help="weights files (default: every models/*.safetensors)")
+    parser.add_argument("--n", type=int, default=100, help="test pairs (fixed test set)")
+    parser.add_argument("--size", type=int, default=512, help="test image size (square)")
+    parser.add_argument("--rl-iterations", type=int, default=30, help="Richardson-Lucy iterations (0 skips)")
+    parser.add_argument("--sweeps", action="store_true", help="also run the Fig. 11 noise/delay sweeps")
+    parser.add_argument("--sweep-n", type=int, default=None, help="pairs per sweep point (default --n)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="results/eval", help="folder for eval.md, eval.json, sweeps.png")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_grad_enabled(False)
+
+    paths = args.models or default_model_files()
+    models = load_models(paths, args.device)
+    pairs = load_test_pairs(args.n, args.size)
+    median_blur = float(np.median([p.blur_px for p in pairs]))
+    rows = main_table(pairs, models, args.rl_iterations, args.device)
+    title = f"Fixed test set: {args.n} pairs, {args.size}², median blur extent {median_blur:.1f} px"
+    report = [format_main_table(rows, title)]
+    payload: dict[str, Any] = {"main": [row.__dict__ for row in rows], "median_blur_px": median_blur}
+    if args.sweeps:
+        gyro_models = [m for m in models if m[1] != "base_deform"]
+        sweep_n = args.sweep_n or args.n
+        noise = sweep(sweep_n, args.size, gyro_models, args.device, "noise")
+        delay = sweep(sweep_n, args.size, gyro_models, args.device, "delay")
+        report += [format_sweep(noise, "noise"), format_sweep(delay, "delay")]
+        payload.update(noise=noise, delay=delay)
+        out = Path(args.out)
+        if plot_sweeps(noise, delay, out / "sweeps.png"):
+            report.append(f"Plot: {out / 'sweeps.png'}")
+    text = "\n\n".join(report)
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.md").write_text(text + "\n")
+    (out / "eval.json").write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

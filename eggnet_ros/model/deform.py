@@ -1,0 +1,347 @@
+"""Deformable convolution (DCNv1/v2) with one interface and interchangeable backends.
+
+Why several backends: torchvision's compiled ``deform_conv2d`` is the reference implementation
+(im2col + GEMM) but its ops only load where torchvision's C++ extension matches the installed
+torch (the GPU machines, not the CPU development box). The pure-PyTorch backend runs anywhere
+and is what CPU training uses; a Triton backend (``eggnet_ros/model/triton_deform.py``, written
+separately) may register itself for fast GPU inference.
+
+Semantics (identical for every backend, torchvision's layout):
+
+- ``offset`` is ``(N, 2*kh*kw, Ho, Wo)``; for tap ``k = ky*kw + kx`` channel ``2k`` is the
+  vertical (dy) and ``2k+1`` the horizontal (dx) displacement in input pixels.
+- Tap ``k`` of output pixel ``(i, j)`` samples the input at
+  ``(i*stride - pad + ky*dil + dy, j*stride - pad + kx*dil + dx)`` by bilinear interpolation; each
+  of the four corners that falls outside the image contributes zero (zero padding), so a sample
+  one pixel or more outside the image is exactly zero.
+- ``mask`` (optional, DCNv2) is ``(N, kh*kw, Ho, Wo)`` and multiplies each tap's sample.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "DeformBackend",
+    "DeformConv2d",
+    "available_backends",
+    "deform_conv2d",
+    "deform_conv2d_pytorch",
+    "register_backend",
+    "resolve_backend",
+]
+
+log = logging.getLogger(__name__)
+
+#: Signature every backend implements (all arguments positional, already validated).
+BackendFn = Callable[
+    [Tensor, Tensor, Tensor, Tensor | None, tuple[int, int], tuple[int, int], tuple[int, int], Tensor | None],
+    Tensor,
+]
+
+
+@dataclass(frozen=True)
+class DeformBackend:
+    """A registered implementation.
+
+    ``probe(device_type)`` returns True when the backend really runs on that device type (it is
+    called once per device type and cached); ``priority`` orders the ``"auto"`` choice (highest
+    first) per device type; a backend absent from ``priority`` is never auto-selected there.
+    """
+
+    name: str
+    fn: BackendFn
+    probe: Callable[[str], bool]
+    priority: dict[str, int]
+
+
+_REGISTRY: dict[str, DeformBackend] = {}
+_PROBED: dict[tuple[str, str], bool] = {}
+_LOCK = threading.Lock()
+_PLUGINS_LOADED = False
+#: Optional backends living in their own modules; each registers itself on import.
+_PLUGIN_MODULES = ("eggnet_ros.model.triton_deform",)
+
+
+def register_backend(
+    name: str,
+    fn: BackendFn,
+    probe: Callable[[str], bool] | None = None,
+    priority: dict[str, int] | None = None,
+) -> None:
+    """Register (or replace) a backend; the hook the Triton module uses on import."""
+    with _LOCK:
+        _REGISTRY[name] = DeformBackend(name, fn, probe or (lambda _dev: True), dict(priority or {}))
+        for key in [k for k in _PROBED if k[0] == name]:
+            del _PROBED[key]
+
+
+def _load_plugins() -> None:
+    """Import optional backend modules once; a missing or broken plugin is logged, not fatal."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    for mod in _PLUGIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                log.info("optional deform backend %s unavailable: %s", mod, exc)
+        except Exception as exc:  # a plugin must never break the pure path
+            log.warning("optional deform backend %s failed to import: %s", mod, exc)
+
+
+def _is_usable(name: str, device_type: str) -> bool:
+    key = (name, device_type)
+    if key not in _PROBED:
+        backend = _REGISTRY[name]
+        try:
+            ok = bool(backend.probe(device_type))
+        except Exception as exc:
+            log.info("deform backend %r does not run on %s: %s", name, device_type, exc)
+            ok = False
+        _PROBED[key] = ok
+        log.info("deform backend %r on %s: %s", name, device_type, "usable" if ok else "unavailable")
+    return _PROBED[key]
+
+
+def available_backends(device: str | torch.device = "cpu") -> list[str]:
+    """Backends that actually run on ``device`` (probed once per device type, cached)."""
+    _load_plugins()
+    device_type = torch.device(device).type
+    return [name for name in list(_REGISTRY) if _is_usable(name, device_type)]
+
+
+def resolve_backend(backend: str, device: str | torch.device) -> str:
+    """Turn ``"auto"`` (or an explicit name) into a usable backend name for ``device``.
+
+    An explicitly requested backend that does not run raises ``RuntimeError`` rather than
+    silently falling back, so a benchmark or deployment never measures the wrong thing.
+    """
+    _load_plugins()
+    device_type = torch.device(device).type
+    if backend == "auto":
+        ranked = sorted(
+            (b for b in _REGISTRY.values() if device_type in b.priority),
+            key=lambda b: -b.priority[device_type],
+        )
+        for b in ranked:
+            if _is_usable(b.name, device_type):
+                return b.name
+        return "pytorch"
+    if backend not in _REGISTRY:
+        raise ValueError(f"unknown deform backend {backend!r}; registered: {sorted(_REGISTRY)}")
+    if not _is_usable(backend, device_type):
+        raise RuntimeError(f"deform backend {backend!r} does not run on {device_type} here")
+    return backend
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+# ----------------------------------------------------------------------------- pure PyTorch
+
+
+def _sampling_grid(
+    offset: Tensor, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+    padding: tuple[int, int], dilation: tuple[int, int],
+) -> Tensor:
+    """Normalised ``grid_sample`` coordinates of every tap, shape ``(N, K*Ho, Wo, 2)`` in fp32.
+
+    The taps are stacked along the grid's height so that ``grid_sample`` returns
+    ``(N, C, K*Ho, Wo)``, which is already the im2col matrix ``(N, C*K, Ho*Wo)`` after a free
+    ``view``: no permute/copy before the GEMM. Coordinates are built in fp32 even for bf16/fp16
+    inputs because an 8-bit mantissa cannot address pixel 300.25.
+    """
+    n, _, ho, wo = offset.shape
+    kh, kw = kernel
+    hi, wi = in_hw
+    dev = offset.device
+    f32 = torch.float32
+    ys = torch.arange(ho, device=dev, dtype=f32) * stride[0] - padding[0]
+    xs = torch.arange(wo, device=dev, dtype=f32) * stride[1] - padding[1]
+    ky = torch.arange(kh, device=dev, dtype=f32).repeat_interleave(kw) * dilation[0]
+    kx = torch.arange(kw, device=dev, dtype=f32).repeat(kh) * dilation[1]
+    off = offset.to(f32).view(n, kh * kw, 2, ho, wo)
+    py = ky.view(1, -1, 1, 1) + ys.view(1, 1, -1, 1) + off[:, :, 0]  # (N, K, Ho, Wo)
+    px = kx.view(1, -1, 1, 1) + xs.view(1, 1, 1, -1) + off[:, :, 1]
+    # align_corners=False pixel centres: x_pix = ((g + 1) * W - 1) / 2  <=>  g = (2 x_pix + 1) / W - 1.
+    # Valid for any size incl. W == 1 (align_corners=True would divide by W - 1).
+    gx = px.mul(2.0 / wi).add_(1.0 / wi - 1.0)
+    gy = py.mul(2.0 / hi).add_(1.0 / hi - 1.0)
+    return torch.stack((gx, gy), dim=-1).view(n, kh * kw * ho, wo, 2)
+
+
+def deform_conv2d_pytorch(
+    x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None,
+    stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1), mask: Tensor | None = None,
+) -> Tensor:
+    """Pure-PyTorch deformable convolution: one ``grid_sample`` over all taps, then one GEMM.
+
+    ``grid_sample(padding_mode="zeros")`` zeroes exactly the bilinear corners outside the
+    image, which is torchvision's rule. Sampling runs in fp32 (under CUDA autocast PyTorch
+    casts ``grid_sample`` to fp32 anyway); the im2col matrix is then cast to the compute dtype
+    (the input's, or autocast's) so the dominant cost, the GEMM, runs in bf16/fp16 with the
+    backend's fp32 accumulation. Memory is the im2col buffer ``C*K*Ho*Wo`` per image, like
+    torchvision's.
+    """
+    n, cin, hi, wi = x.shape
+    cout, cin_w, kh, kw = weight.shape
+    groups = cin // cin_w
+    ho, wo = offset.shape[-2:]
+    compute_dtype = x.dtype
+    if torch.is_autocast_enabled(x.device.type):
+        compute_dtype = torch.get_autocast_dtype(x.device.type)
+    with torch.autocast(x.device.type, enabled=False):
+        grid = _sampling_grid(offset, (hi, wi), (kh, kw), stride, padding, dilation)
+        xs = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        if xs.dtype != grid.dtype:
+            grid = grid.to(xs.dtype)
+        cols = F.grid_sample(xs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        cols = cols.view(n, cin, kh * kw, ho * wo)  # (N, C, K, L)
+        if mask is not None:
+            cols = cols * mask.to(cols.dtype).view(n, 1, kh * kw, ho * wo)
+        cols = cols.to(compute_dtype)
+        w = weight.to(compute_dtype)
+        if groups == 1:
+            out = torch.matmul(w.view(cout, cin * kh * kw), cols.view(n, cin * kh * kw, ho * wo))
+        else:
+            cols_g = cols.view(n, groups, (cin // groups) * kh * kw, ho * wo)
+            w_g = w.view(groups, cout // groups, (cin // groups) * kh * kw)
+            out = torch.matmul(w_g.unsqueeze(0), cols_g)
+        out = out.reshape(n, cout, ho, wo)
+        if bias is not None:
+            out = out + bias.to(compute_dtype).view(1, cout, 1, 1)
+    return out
+
+
+def _probe_pytorch(_device_type: str) -> bool:
+    return True
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+def _torchvision_fn(
+    x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
+    padding: tuple[int, int], dilation: tuple[int, int], mask: Tensor | None,
+) -> Tensor:
+    """torchvision's compiled op; bf16 is not dispatched by its kernels, so upcast to fp32."""
+    from torchvision.ops import deform_conv2d as tv_deform  # lazy: only loads on some machines
+
+    out_dtype = x.dtype
+    if x.dtype == torch.bfloat16:
+        x, offset, weight = x.float(), offset.float(), weight.float()
+        bias = bias.float() if bias is not None else None
+        mask = mask.float() if mask is not None else None
+    out = tv_deform(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
+    return out.to(out_dtype) if out_dtype == torch.bfloat16 else out
+
+
+def _probe_torchvision(device_type: str) -> bool:
+    """True only if the compiled op is importable *and* runs a tiny case on this device type."""
+    if device_type == "cuda" and not torch.cuda.is_available():
+        return False
+    from torchvision.ops import deform_conv2d as tv_deform
+
+    dev = torch.device(device_type)
+    x = torch.ones(1, 1, 3, 3, device=dev)
+    out = tv_deform(x, torch.zeros(1, 18, 3, 3, device=dev), torch.ones(1, 1, 3, 3, device=dev), padding=1)
+    return bool(torch.isfinite(out).all()) and float(out[0, 0, 1, 1]) == 9.0
+
+
+register_backend("pytorch", deform_conv2d_pytorch, _probe_pytorch, {"cpu": 10, "cuda": 0, "mps": 10})
+# On CPU torchvision's kernel is a single-threaded-per-image loop; the pure path is preferred there.
+register_backend("torchvision", _torchvision_fn, _probe_torchvision, {"cuda": 10})
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def deform_conv2d(
+    x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None,
+    padding: int | tuple[int, int] = 1, backend: str = "auto", *,
+    stride: int | tuple[int, int] = 1, dilation: int | tuple[int, int] = 1, mask: Tensor | None = None,
+) -> Tensor:
+    """Deformable convolution with torchvision's semantics and offset layout (see module doc).
+
+    ``backend``: ``"auto"`` (fastest usable on ``x.device``), ``"pytorch"``, ``"torchvision"`` or
+    any registered name (e.g. ``"triton"``).
+    """
+    if x.dim() != 4 or weight.dim() != 4 or offset.dim() != 4:
+        raise ValueError("deform_conv2d expects 4-D x, offset and weight")
+    stride_, padding_, dilation_ = _pair(stride), _pair(padding), _pair(dilation)
+    kh, kw = weight.shape[-2:]
+    if x.shape[1] % weight.shape[1] != 0:
+        raise ValueError(f"input channels {x.shape[1]} not divisible by weight's {weight.shape[1]}")
+    ho = (x.shape[2] + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) // stride_[0] + 1
+    wo = (x.shape[3] + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) // stride_[1] + 1
+    if offset.shape != (x.shape[0], 2 * kh * kw, ho, wo):
+        raise ValueError(f"offset shape {tuple(offset.shape)} != {(x.shape[0], 2 * kh * kw, ho, wo)}")
+    if mask is not None and mask.shape != (x.shape[0], kh * kw, ho, wo):
+        raise ValueError(f"mask shape {tuple(mask.shape)} != {(x.shape[0], kh * kw, ho, wo)}")
+    name = resolve_backend(backend, x.device)
+    return _REGISTRY[name].fn(x, offset, weight, bias, stride_, padding_, dilation_, mask)
+
+
+class DeformConv2d(nn.Module):
+    """Deformable k×k convolution whose offsets come from outside (the "offset convolution").
+
+    The offsets are an argument of ``forward`` because EggNet computes them in different ways
+    (from features, from MGVs in the GTM, from features + the previous MGO in the IGTM).
+
+    Like BasicSR's ``DCNv2Pack`` it warns (once per module) when the mean absolute offset is
+    implausibly large, the usual sign of a diverging offset branch. The check runs every
+    ``check_every`` calls only, since ``.item()`` synchronises a GPU.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1,
+        bias: bool = True, backend: str = "auto", max_mean_offset: float = 50.0, check_every: int = 100,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.padding = kernel_size, padding
+        self.backend = backend
+        self.max_mean_offset, self.check_every = max_mean_offset, check_every
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self._calls = 0
+        self._warned = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Same initialisation as ``nn.Conv2d`` so a zero offset starts as that plain conv."""
+        ref = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, bias=self.bias is not None)
+        with torch.no_grad():
+            self.weight.copy_(ref.weight)
+            if self.bias is not None:
+                self.bias.copy_(ref.bias)
+
+    @property
+    def offset_channels(self) -> int:
+        return 2 * self.kernel_size * self.kernel_size
+
+    def forward(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
+        self._calls += 1
+        if not self._warned and self.check_every > 0 and self._calls % self.check_every == 1:
+            mean_abs = float(offset.detach().abs().mean())
+            if mean_abs > self.max_mean_offset:
+                self._warned = True
+                log.warning("deformable conv offsets are implausibly large (mean |offset| %.1f px)", mean_abs)
+        return deform_conv2d(x, offset, self.weight, self.bias, self.padding, self.backend, mask=mask)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"padding={self.padding}, backend={self.backend!r}")

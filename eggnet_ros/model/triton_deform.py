@@ -90,7 +90,6 @@ def _device_ok(device: torch.device) -> bool:
 
 if triton is not None:
 
-    @triton.jit
     def _deform_conv3x3_fwd_kernel(
         x_ptr,
         off_ptr,
@@ -146,7 +145,7 @@ if triton is not None:
         x_base = x_ptr + n * sxn
         off_base = off_ptr + n * son + oh * soh + ow * sow
         m_base = m_ptr + n * smn + oh * smh + ow * smw
-        acc = tl.zeros((BLOCK_P, BLOCK_CO), dtype=tl.float32)
+        acc = tl.full((BLOCK_P, BLOCK_CO), 0.0, tl.float32)  # tl.zeros is itself jitted: keep builtins only
 
         for k in tl.static_range(9):
             dy = tl.load(off_base + (2 * k) * soc, mask=p_mask, other=0.0).to(tl.float32)
@@ -215,6 +214,22 @@ if triton is not None:
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=p_mask[:, None] & co_mask[None, :])
 
 
+_JITTED: dict[bool, Any] = {}
+
+
+def _kernel() -> Any:
+    """The jitted kernel, made on first use for the current interpreter setting.
+
+    ``triton.jit`` decides between compiled and interpreted execution when it is applied, so
+    decorating at import would freeze whatever ``TRITON_INTERPRET`` was when some other module
+    first imported this one; jitting lazily follows the setting at the first launch instead.
+    """
+    mode = interpreter_enabled()
+    if mode not in _JITTED:
+        _JITTED[mode] = triton.jit(_deform_conv3x3_fwd_kernel)
+    return _JITTED[mode]
+
+
 def _next_pow2(v: int) -> int:
     return 1 << max(0, (int(v) - 1).bit_length())
 
@@ -265,7 +280,7 @@ def _launch(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask
     m = mask if mask is not None else offset  # dummy pointer when HAS_MASK is False
     blocks = block_sizes(c_in, c_out, h * w)
     grid = (triton.cdiv(h * w, blocks["BLOCK_P"]), n, triton.cdiv(c_out, blocks["BLOCK_CO"]))
-    _deform_conv3x3_fwd_kernel[grid](
+    _kernel()[grid](
         x,
         offset,
         w_t,

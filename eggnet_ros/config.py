@@ -63,3 +63,24 @@ class ProcessorConfig:
     min_blur_px: float = 0.5
     #: What to publish when a frame cannot be deblurred (no IMU coverage, bad input...).
     fallback: FallbackPolicy = "passthrough"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Settings of the live node on top of the processing core (synchronisation, buffers, topics)."""
+
+    processor: ProcessorConfig = field(default_factory=ProcessorConfig)
+    #: Longest time (s) a frame waits for IMU samples covering the end of its exposure window
+    #: before it is handled by ``fallback``; bounds the latency added by synchronisation.
+    max_wait: float = 0.1
+    #: Frames waiting for IMU/the model; when full, the oldest is dropped (newest frame wins).
+    queue_size: int = 2
+    #: Seconds of gyro history kept (must exceed max_wait + exposure + |time_offset|).
+    imu_buffer_seconds: float = 2.0
+    #: Optional std_msgs/Float64 topic with the current exposure time in seconds (e.g. from the
+    #: camera driver); empty = use the fixed ``exposure_time``.
+    exposure_time_topic: str = ""
+    #: Look up the camera<-IMU rotation with tf2 (IMU frame -> image frame) when tf2_ros exists.
+    use_tf: bool = True
+    #: A stamp this far (s) behind the newest one means time jumped backwards (bag loop): reset.
+    time_jump_threshold: float = 0.5

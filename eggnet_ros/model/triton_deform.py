@@ -485,4 +485,15 @@ def _probe(device_type: str) -> bool:
 #: "auto" ranks triton above torchvision (10) on CUDA; never auto on CPU (interpreter is slow).
 AUTO_PRIORITY = {"cuda": 20}
 
-register_backend("triton", _registry_fn, _probe, AUTO_PRIORITY)
+
+
+def register() -> None:
+    """(Re-)register the backend; re-registering also forgets cached probe results.
+
+    Called on import (the registry imports this module lazily). Call it again after changing
+    ``TRITON_INTERPRET`` so that the new setting is probed.
+    """
+    register_backend("triton", _registry_fn, _probe, AUTO_PRIORITY)
+
+
+register()

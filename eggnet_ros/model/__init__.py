@@ -17,6 +17,7 @@ from .deform import (
     deform_conv2d_pytorch,
     register_backend,
     resolve_backend,
+    unregister_backend,
 )
 from .eggnet import SIZE_MULTIPLE, EggNet
 from .weights import ModelCard, WeightsError, load_model, read_card, resolve_model_path, save_weights
@@ -48,4 +49,5 @@ __all__ = [
     "resolve_model_path",
     "save_weights",
     "unpack_bayer",
+    "unregister_backend",
 ]

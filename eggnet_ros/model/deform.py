@@ -37,6 +37,7 @@ __all__ = [
     "deform_conv2d_pytorch",
     "register_backend",
     "resolve_backend",
+    "unregister_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,16 @@ def register_backend(
     """Register (or replace) a backend; the hook the Triton module uses on import."""
     with _LOCK:
         _REGISTRY[name] = DeformBackend(name, fn, probe or (lambda _dev: True), dict(priority or {}))
+        for key in [k for k in _PROBED if k[0] == name]:
+            del _PROBED[key]
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend (tests, or a plugin that found itself broken after registering)."""
+    if name == "pytorch":
+        raise ValueError("the pure-PyTorch backend is the fallback and cannot be removed")
+    with _LOCK:
+        _REGISTRY.pop(name, None)
         for key in [k for k in _PROBED if k[0] == name]:
             del _PROBED[key]
 
@@ -156,18 +167,19 @@ def _sampling_grid(
     offset: Tensor, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
     padding: tuple[int, int], dilation: tuple[int, int],
 ) -> Tensor:
-    """Normalised ``grid_sample`` coordinates of every tap, shape ``(N, K*Ho, Wo, 2)`` in fp32.
+    """Normalised ``grid_sample`` coordinates of every tap, shape ``(N, K*Ho, Wo, 2)``.
 
     The taps are stacked along the grid's height so that ``grid_sample`` returns
     ``(N, C, K*Ho, Wo)``, which is already the im2col matrix ``(N, C*K, Ho*Wo)`` after a free
     ``view``: no permute/copy before the GEMM. Coordinates are built in fp32 even for bf16/fp16
-    inputs because an 8-bit mantissa cannot address pixel 300.25.
+    inputs because an 8-bit mantissa cannot address pixel 300.25 (fp64 for fp64 offsets, so
+    ``gradcheck`` sees exact coordinates).
     """
     n, _, ho, wo = offset.shape
     kh, kw = kernel
     hi, wi = in_hw
     dev = offset.device
-    f32 = torch.float32
+    f32 = torch.float64 if offset.dtype == torch.float64 else torch.float32
     ys = torch.arange(ho, device=dev, dtype=f32) * stride[0] - padding[0]
     xs = torch.arange(wo, device=dev, dtype=f32) * stride[1] - padding[1]
     ky = torch.arange(kh, device=dev, dtype=f32).repeat_interleave(kw) * dilation[0]
@@ -206,8 +218,9 @@ def deform_conv2d_pytorch(
     with torch.autocast(x.device.type, enabled=False):
         grid = _sampling_grid(offset, (hi, wi), (kh, kw), stride, padding, dilation)
         xs = x if x.dtype in (torch.float32, torch.float64) else x.float()
-        if xs.dtype != grid.dtype:
-            grid = grid.to(xs.dtype)
+        if xs.dtype != grid.dtype:  # grid_sample needs one dtype; the wider one wins
+            wide = torch.promote_types(xs.dtype, grid.dtype)
+            xs, grid = xs.to(wide), grid.to(wide)
         cols = F.grid_sample(xs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         cols = cols.view(n, cin, kh * kw, ho * wo)  # (N, C, K, L)
         if mask is not None:

@@ -88,6 +88,11 @@ class EggNet(nn.Module):
         self.dec1_deform = deform(c1)
         self.dec1_res = ResBlock(c1)
         self.out_conv = conv3x3(c1, cfg.in_channels)
+        # Start near the identity S = B (small residual): the first steps then refine the blurred
+        # input instead of first unlearning a random residual as large as the image itself.
+        with torch.no_grad():
+            self.out_conv.weight.mul_(0.1)
+            self.out_conv.bias.zero_()
 
     # ------------------------------------------------------------------ helpers
     def _check_inputs(self, image: Tensor, mgv: Tensor | None) -> None:

@@ -18,7 +18,7 @@ _LOG = logging.getLogger(__name__)
 
 
 def _frozen_array(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    a = np.array(a, dtype=np.float64, order="C", copy=True)
     a.setflags(write=False)
     return a
 
@@ -65,8 +65,9 @@ class ImuSamples:
     def window(self, t0: float, t1: float, margin: int = 1) -> ImuSamples:
         """The samples inside ``[t0, t1]`` plus ``margin`` neighbours on each side.
 
-        With ``margin=1`` the result still brackets ``t0`` and ``t1`` (when the full stream
-        does), so linear interpolation at the bounds gives the same values as on the full stream.
+        Neighbours are counted from the last stamp ``<= t0`` and the first stamp ``>= t1``, so
+        with ``margin=1`` the result brackets ``t0`` and ``t1`` (when the full stream does) and
+        linear interpolation at the bounds gives the same values as on the full stream.
         """
         if margin < 0:
             raise ValueError("margin must be >= 0")

@@ -84,7 +84,8 @@ def load_checkpoint(
         metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
         if not metadata:
             raise ValueError(f"{path} is not an eggnet_ros training checkpoint (no metadata)")
-        model_state = {k[len("model.") :]: handle.get_tensor(k) for k in handle if k.startswith("model.")}
+        keys = set(handle.keys())  # safe_open handles are not iterable
+        model_state = {k[len("model.") :]: handle.get_tensor(k) for k in keys if k.startswith("model.")}
         _unwrap(model).load_state_dict(model_state)
         if optimizer is not None:
             device = next(_unwrap(model).parameters()).device
@@ -93,7 +94,7 @@ def load_checkpoint(
                 slot: dict[str, Any] = {}
                 for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
                     key = f"optim.{index}.{name}"
-                    if key in handle:
+                    if key in keys:
                         slot[name] = handle.get_tensor(key).to(device)
                 if slot:
                     slot["step"] = torch.tensor(metadata["adam_steps"].get(str(index), 0.0))

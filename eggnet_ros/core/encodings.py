@@ -1,0 +1,243 @@
+"""ROS image encodings <-> the network's input tensor, and back.
+
+A camera delivers ``mono8``/``mono16``, ``rgb8``/``bgr8`` or raw Bayer mosaics; a trained model
+expects one of three input modes (``rgb``, ``mono``, ``bayer`` = 4-channel packed mosaic at half
+resolution). :func:`plan_conversion` picks the conversion for a (camera encoding, model mode) pair
+once, so the per-frame path is a couple of tensor ops and the node can log *what* it does once.
+
+The output always has the camera's encoding, dtype and shape: downstream nodes (visual odometry,
+rectification) must not notice that a network sat in between.
+
+Conversions when the modes differ (all lossless in layout, never silently wrong):
+
+- rgb model on mono: replicate the channel in, BT.601 luminance out;
+- rgb model on Bayer: demosaic in (OpenCV), re-sample the mosaic out (remosaic);
+- mono model on rgb/bgr: each colour channel is one batch item;
+- mono model on Bayer: each of the four packed planes is one batch item (half resolution);
+- bayer model on mono/rgb: refused (:class:`UnsupportedConversionError`) - inventing a mosaic
+  would feed the network statistics it never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from eggnet_ros.model.bayer import BAYER_LAYOUTS, PACKED_ORDER, pack_bayer, unpack_bayer
+
+InputMode = Literal["rgb", "mono", "bayer"]
+
+#: OpenCV names Bayer patterns after the 2x2 block starting at (1, 1), hence the shifted names
+#: (the same table as cv_bridge / rosbags-image use).
+_CV_DEMOSAIC: dict[str, int] = {
+    "rggb": cv2.COLOR_BayerBG2RGB,
+    "bggr": cv2.COLOR_BayerRG2RGB,
+    "gbrg": cv2.COLOR_BayerGR2RGB,
+    "grbg": cv2.COLOR_BayerGB2RGB,
+}
+
+#: RGB channel each packed plane's colour filter passes.
+_PLANE_CHANNEL = {"Gr": 1, "R": 0, "Gb": 1, "B": 2}
+
+#: BT.601 luma weights (what OpenCV's RGB2GRAY uses), for rgb-model-on-mono output.
+LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class EncodingInfo:
+    """What a supported ROS encoding looks like as a numpy array."""
+
+    name: str
+    kind: Literal["mono", "rgb", "bgr", "bayer"]
+    dtype: np.dtype
+    channels: int
+    pattern: str | None = None
+
+    @property
+    def max_value(self) -> float:
+        return float(np.iinfo(self.dtype).max)
+
+
+def _build_table() -> dict[str, EncodingInfo]:
+    table = {
+        "mono8": EncodingInfo("mono8", "mono", np.dtype(np.uint8), 1),
+        "mono16": EncodingInfo("mono16", "mono", np.dtype(np.uint16), 1),
+        "rgb8": EncodingInfo("rgb8", "rgb", np.dtype(np.uint8), 3),
+        "bgr8": EncodingInfo("bgr8", "bgr", np.dtype(np.uint8), 3),
+    }
+    for bits, dtype in ((8, np.uint8), (16, np.uint16)):
+        for pattern in BAYER_LAYOUTS:
+            name = f"bayer_{pattern}{bits}"
+            table[name] = EncodingInfo(name, "bayer", np.dtype(dtype), 1, pattern)
+    return table
+
+
+_ENCODINGS = _build_table()
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
+
+
+class UnsupportedEncodingError(ValueError):
+    """The image encoding is not one the processor can convert (names the supported list)."""
+
+
+class UnsupportedConversionError(ValueError):
+    """The camera encoding cannot be fed to a model with this input mode."""
+
+
+def encoding_info(encoding: str) -> EncodingInfo:
+    """Look up ``encoding``; raise :class:`UnsupportedEncodingError` naming the supported list."""
+    try:
+        return _ENCODINGS[encoding]
+    except KeyError:
+        raise UnsupportedEncodingError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        ) from None
+
+
+def expected_shape(info: EncodingInfo, height: int, width: int) -> tuple[int, ...]:
+    return (height, width) if info.channels == 1 else (height, width, info.channels)
+
+
+def check_image(image: np.ndarray, info: EncodingInfo) -> None:
+    """Raise ``ValueError`` if ``image`` does not have the layout ``info`` promises."""
+    if image.dtype != info.dtype:
+        raise ValueError(f"{info.name} image must be {info.dtype}, got {image.dtype}")
+    ok_ndim = image.ndim == 2 if info.channels == 1 else (image.ndim == 3 and image.shape[2] == info.channels)
+    if not ok_ndim:
+        want = "(H, W)" if info.channels == 1 else f"(H, W, {info.channels})"
+        raise ValueError(f"{info.name} image must have shape {want}, got {image.shape}")
+    if info.kind == "bayer" and (image.shape[0] % 2 or image.shape[1] % 2):
+        raise ValueError(f"{info.name} image needs even width and height, got {image.shape[1]}x{image.shape[0]}")
+
+
+def demosaic(raw: np.ndarray, pattern: str) -> np.ndarray:
+    """(H, W) uint8/uint16 mosaic -> (H, W, 3) RGB of the same dtype (OpenCV bilinear).
+
+    OpenCV extrapolates the outermost rows/columns, which alters even the measured channel
+    there; the measured samples are written back so that every pixel keeps its sensor value
+    (an identity network then round-trips a mosaic exactly through :func:`remosaic`).
+    """
+    rgb = cv2.cvtColor(raw, _CV_DEMOSAIC[pattern])
+    for plane, (r, c) in zip(PACKED_ORDER, BAYER_LAYOUTS[pattern], strict=True):
+        rgb[r::2, c::2, _PLANE_CHANNEL[plane]] = raw[r::2, c::2]
+    return rgb
+
+
+def remosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """(H, W, 3) RGB -> (H, W) mosaic: each site keeps the channel its colour filter passes."""
+    raw = np.empty(rgb.shape[:2], rgb.dtype)
+    for plane, (r, c) in zip(PACKED_ORDER, BAYER_LAYOUTS[pattern], strict=True):
+        raw[r::2, c::2] = rgb[r::2, c::2, _PLANE_CHANNEL[plane]]
+    return raw
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How frames of one encoding are fed to a model of one input mode, and turned back.
+
+    ``downscale`` is the factor between camera pixels and model pixels (2 for packed Bayer): the
+    MGV field must be computed for a camera model resized by it so displacements stay in the
+    network's pixels.
+    """
+
+    encoding: EncodingInfo
+    input_mode: InputMode
+    downscale: int
+    description: str
+
+    @property
+    def native(self) -> bool:
+        kind = "rgb" if self.encoding.kind == "bgr" else self.encoding.kind
+        return kind == self.input_mode
+
+    # -- in ----------------------------------------------------------------------------------
+    def to_model(self, image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Camera array -> (N, C, h, w) float32 tensor in [0, 1] on ``device``."""
+        info, mode = self.encoding, self.input_mode
+        check_image(image, info)
+        if info.kind == "bayer":
+            if mode == "rgb":
+                arr = demosaic(image, info.pattern)  # (H, W, 3) RGB
+            else:  # bayer or mono: packed planes
+                arr = pack_bayer(image, info.pattern)  # (4, h, w)
+        else:
+            arr = image
+        t = _to_float(arr, info.max_value, device)
+        if info.kind == "bayer":
+            if mode == "rgb":
+                return t.permute(2, 0, 1).unsqueeze(0)
+            if mode == "bayer":
+                return t.unsqueeze(0)  # (1, 4, h, w)
+            return t.unsqueeze(1)  # mono: (4, 1, h, w)
+        if info.kind == "mono":
+            t = t.unsqueeze(0).unsqueeze(0)  # (1, 1, H, W)
+            return t.expand(1, 3, *t.shape[2:]) if mode == "rgb" else t
+        # rgb / bgr camera
+        t = t.permute(2, 0, 1)
+        if info.kind == "bgr":
+            t = t.flip(0)
+        return t.unsqueeze(0) if mode == "rgb" else t.unsqueeze(1)  # mono model: (3, 1, H, W)
+
+    # -- out ---------------------------------------------------------------------------------
+    def from_model(self, out: torch.Tensor) -> np.ndarray:
+        """(N, C, h, w) float tensor (any device) -> array in the camera's encoding."""
+        info, mode = self.encoding, self.input_mode
+        out = out.float()
+        if info.kind == "bayer":
+            if mode == "rgb":
+                rgb = _to_int(out[0].permute(1, 2, 0), info)
+                return remosaic(rgb, info.pattern)
+            planes = out[0] if mode == "bayer" else out[:, 0]
+            return unpack_bayer(_to_int(planes, info), info.pattern)
+        if info.kind == "mono":
+            if mode == "rgb":
+                w = torch.tensor(LUMA_WEIGHTS, dtype=out.dtype, device=out.device).view(3, 1, 1)
+                return _to_int((out[0] * w).sum(0), info)
+            return _to_int(out[0, 0], info)
+        chw = out[0] if mode == "rgb" else out[:, 0]
+        if info.kind == "bgr":
+            chw = chw.flip(0)
+        return _to_int(chw.permute(1, 2, 0), info)
+
+
+def _to_float(arr: np.ndarray, max_value: float, device: torch.device | str) -> torch.Tensor:
+    # Upload the integer array (1/4 of the float bytes) and normalise on the device.
+    t = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
+    return t.to(torch.float32).mul_(1.0 / max_value)
+
+
+def _to_int(t: torch.Tensor, info: EncodingInfo) -> np.ndarray:
+    t = t.mul(info.max_value).round_().clamp_(0.0, info.max_value)
+    target = torch.uint8 if info.dtype == np.uint8 else torch.int32
+    arr = t.to(target).cpu().numpy()
+    return np.ascontiguousarray(arr.astype(info.dtype, copy=False))
+
+
+def model_channels(mode: InputMode) -> int:
+    return {"rgb": 3, "mono": 1, "bayer": 4}[mode]
+
+
+def plan_conversion(encoding: str, input_mode: InputMode) -> Conversion:
+    """Choose how ``encoding`` frames reach a model with ``input_mode`` (raises if impossible)."""
+    info = encoding_info(encoding)
+    if input_mode not in ("rgb", "mono", "bayer"):
+        raise ValueError(f"unknown model input mode {input_mode!r}")
+    kind = "rgb" if info.kind == "bgr" else info.kind
+    if input_mode == "bayer" and kind != "bayer":
+        raise UnsupportedConversionError(
+            f"a Bayer-input model cannot process {encoding} images (it needs a raw mosaic); "
+            "use an rgb or mono model")
+    downscale = 2 if kind == "bayer" and input_mode in ("bayer", "mono") else 1
+    descriptions = {
+        ("mono", "rgb"): "channel replicated to RGB in, BT.601 luminance out",
+        ("rgb", "mono"): "each colour channel deblurred as a separate mono image",
+        ("bayer", "rgb"): "demosaiced (OpenCV bilinear) in, re-mosaiced out",
+        ("bayer", "mono"): "each of the 4 Bayer planes deblurred as a mono image at half resolution",
+        ("bayer", "bayer"): "packed into 4 half-resolution planes (Gr, R, Gb, B)",
+    }
+    desc = descriptions.get((kind, input_mode), "native")
+    return Conversion(info, input_mode, downscale, f"{encoding} -> {input_mode} model: {desc}")

@@ -1,0 +1,56 @@
+"""Resolve ``ProcessorConfig.model`` (a path or a shipped model name) to a weights file.
+
+Users write ``model: eggnet_lite`` in the YAML and expect it to work both from a source checkout
+and from a colcon install, where the weights live in ``share/eggnet_ros/models``. A missing model
+is a start-up error that lists every place that was searched, so the fix is obvious.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+_LOG = logging.getLogger(__name__)
+
+PACKAGE = "eggnet_ros"
+WEIGHTS_SUFFIX = ".safetensors"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No weights file matches the configured model name/path."""
+
+
+def model_dirs() -> list[Path]:
+    """Directories searched for shipped models: the source tree's ``models/``, then the install."""
+    dirs = [Path(__file__).resolve().parents[2] / "models"]
+    try:  # only present on ROS installs (or with the PyPI ament_index wheel)
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            dirs.append(Path(get_package_share_directory(PACKAGE)) / "models")
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return dirs
+
+
+def resolve_model_path(model: str) -> Path:
+    """``model`` as given if it is a file; else ``<dir>/<model>[.safetensors]`` in :func:`model_dirs`."""
+    if not model:
+        raise ModelNotFoundError("no model configured (parameter 'model' is empty)")
+    candidates: list[Path] = []
+    given = Path(model).expanduser()
+    candidates.append(given)
+    if given.suffix != WEIGHTS_SUFFIX:
+        candidates.append(given.with_name(given.name + WEIGHTS_SUFFIX))
+    if not given.is_absolute():
+        for d in model_dirs():
+            candidates.append(d / given)
+            if given.suffix != WEIGHTS_SUFFIX:
+                candidates.append(d / (given.name + WEIGHTS_SUFFIX))
+    for c in candidates:
+        if c.is_file():
+            return c
+    searched = ", ".join(str(c) for c in dict.fromkeys(candidates))
+    raise ModelNotFoundError(f"model {model!r} not found; searched: {searched}")

@@ -1,0 +1,287 @@
+"""DeblurProcessor: one frame + its gyro samples + the camera model -> one deblurred frame.
+
+This is the single processing path shared by the ROS node, ``eggnet-deblur`` and the bag tools,
+so live and offline results are identical by construction. It never raises for bad *data*
+(missing coverage, size mismatch, unsupported encoding...): every frame comes back as a
+:class:`FrameResult` whose ``status`` and ``reason`` say what happened, and the configured
+``fallback`` decides between passing the input through and dropping it. It does raise for bad
+*configuration* at construction (model missing or corrupt, CUDA required but absent), because
+those must stop the program at start-up with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from eggnet_ros.config import ExposureTiming, MotionConfig, ProcessorConfig
+from eggnet_ros.core.encodings import (
+    Conversion,
+    InputMode,
+    UnsupportedConversionError,
+    UnsupportedEncodingError,
+    check_image,
+    plan_conversion,
+)
+from eggnet_ros.core.model_paths import resolve_model_path
+from eggnet_ros.motion import (
+    CameraModel,
+    ImuSamples,
+    MotionError,
+    blur_extent_px,
+    exposure_window,
+    frame_motion,
+    mgv_field,
+)
+
+_LOG = logging.getLogger(__name__)
+
+Status = Literal["deblurred", "passthrough", "dropped"]
+#: (N, C, H, W) image in [0, 1], (N, 6, H, W) MGVs in px -> (N, C, H, W) deblurred image.
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class CudaUnavailableError(RuntimeError):
+    """CUDA was requested with ``require_cuda`` but torch sees no usable GPU."""
+
+
+@dataclass
+class FrameResult:
+    """Outcome of one frame.
+
+    ``image`` has the input's dtype, shape and encoding; it is ``None`` exactly when
+    ``status == "dropped"`` so that a dropped frame cannot be published by accident.
+    ``imu_covered`` tells whether the IMU covered the whole exposure window (diagnostics).
+    ``fallback`` is True when the frame could not be deblurred (``reason`` says why) - as opposed
+    to a deliberate passthrough of a frame with less than ``min_blur_px`` of blur.
+    ``timings`` are milliseconds: ``motion`` (window, rotations, MGVs), ``convert`` (encoding
+    in + out), ``model`` (the network alone, device-synchronised), ``total``.
+    """
+
+    image: np.ndarray | None
+    status: Status
+    reason: str
+    blur_px: float = math.nan
+    imu_covered: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    fallback: bool = False
+
+
+def select_device(requested: str, require_cuda: bool) -> torch.device:
+    """Resolve ``auto``/``cpu``/``cuda`` to a device, falling back to CPU unless CUDA is required."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if require_cuda:
+        raise CudaUnavailableError(
+            f"device={requested!r} with require_cuda=true, but torch {torch.__version__} sees no CUDA device "
+            f"(torch.version.cuda={torch.version.cuda})")
+    if requested == "cuda":
+        _LOG.warning("CUDA requested but not available (torch %s): running on CPU", torch.__version__)
+    return torch.device("cpu")
+
+
+def select_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``precision`` on ``device`` (None = plain fp32)."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fp16" and device.type != "cuda":
+        _LOG.warning("precision fp16 is only used on CUDA; running fp32 on %s", device)
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class DeblurProcessor:
+    """Deblur frames with EggNet (or any ``model(image, mgv)`` callable).
+
+    Args:
+        config: processing settings; ``config.model`` is loaded when ``model`` is None.
+        model: a ready model (tests, benchmarks); its input mode is read from ``model.config``
+            when present, else from ``input_mode``.
+        input_mode: input mode of a callable ``model`` without a ``config``.
+    """
+
+    def __init__(self, config: ProcessorConfig | None = None, model: ModelFn | None = None,
+                 input_mode: InputMode | None = None) -> None:
+        self.config = config or ProcessorConfig()
+        self.device = select_device(self.config.device, self.config.require_cuda)
+        self.autocast_dtype = select_dtype(self.config.precision, self.device)
+        self.model_card = None
+        if model is None:
+            model = self._load(self.config.model)
+        elif isinstance(model, torch.nn.Module):
+            model = model.to(self.device).eval()
+        self.model: ModelFn = model
+        cfg = getattr(model, "config", None)
+        self.input_mode: InputMode = input_mode or getattr(cfg, "input_mode", None) or "rgb"
+        self._conversions: dict[str, Conversion | Exception] = {}
+
+    def _load(self, name: str) -> ModelFn:
+        from eggnet_ros.model import load_model  # torch-heavy; only when a file is to be read
+
+        path = resolve_model_path(name)
+        model, card = load_model(str(path), device=str(self.device), backend=self.config.deform_backend)
+        self.model_card = card
+        _LOG.info("loaded model %s on %s", path, self.device)
+        return model.eval()
+
+    # -- configuration ---------------------------------------------------------------------------
+    def describe(self) -> str:
+        """One line for the start-up log."""
+        prec = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+        cfg = self.config
+        return (f"model={cfg.model} input_mode={self.input_mode} device={self.device} precision={prec} "
+                f"min_blur_px={cfg.min_blur_px} fallback={cfg.fallback}")
+
+    def update(self, **changes: object) -> None:
+        """Change settings that need no model reload (timing, rotation, thresholds, fallback).
+
+        ``changes`` are ``ProcessorConfig`` fields, plus ``motion`` sub-fields and ``timing``
+        sub-fields by name (e.g. ``exposure_time=0.01``, ``rotation_cam_imu=(...)``).
+        """
+        fixed = {"model", "device", "precision", "deform_backend", "require_cuda"}
+        if fixed & set(changes):
+            raise ValueError(f"{sorted(fixed & set(changes))} cannot change without a restart")
+        timing_f = {f.name for f in dataclasses.fields(ExposureTiming)}
+        motion_f = {f.name for f in dataclasses.fields(MotionConfig)}
+        t_ch = {k: v for k, v in changes.items() if k in timing_f}
+        m_ch = {k: v for k, v in changes.items() if k in motion_f - {"timing"}}
+        p_ch = {k: v for k, v in changes.items() if k not in timing_f and k not in motion_f}
+        motion = self.config.motion
+        if t_ch:
+            motion = dataclasses.replace(motion, timing=dataclasses.replace(motion.timing, **t_ch))
+        if m_ch:
+            motion = dataclasses.replace(motion, **m_ch)
+        self.config = dataclasses.replace(self.config, motion=motion, **p_ch)
+
+    def conversion(self, encoding: str) -> Conversion:
+        """The (cached) conversion for ``encoding``; raises for unsupported encodings/modes."""
+        conv = self._conversions.get(encoding)
+        if conv is None:
+            try:
+                conv = plan_conversion(encoding, self.input_mode)
+                if not conv.native:
+                    _LOG.warning("camera encoding differs from the model's input: %s", conv.description)
+            except (UnsupportedEncodingError, UnsupportedConversionError) as exc:
+                conv = exc
+            self._conversions[encoding] = conv
+        if isinstance(conv, Exception):
+            raise conv
+        return conv
+
+    def exposure_window(self, stamp: float, height: int, exposure_time: float | None = None):
+        """The frame's exposure window in the IMU clock (what the node waits for)."""
+        return exposure_window(stamp, self._timing(exposure_time), height)
+
+    def _timing(self, exposure_time: float | None, cfg: ProcessorConfig | None = None) -> ExposureTiming:
+        timing = (cfg or self.config).motion.timing
+        if exposure_time is not None and exposure_time != timing.exposure_time:
+            timing = dataclasses.replace(timing, exposure_time=float(exposure_time))
+        return timing
+
+    # -- processing ------------------------------------------------------------------------------
+    def reject(self, image: np.ndarray | None, reason: str, blur_px: float = math.nan, imu_covered: bool = False,
+               timings: dict[str, float] | None = None, cfg: ProcessorConfig | None = None) -> FrameResult:
+        """The configured fallback for a frame that cannot be deblurred (pass through or drop)."""
+        cfg = cfg or self.config
+        status: Status = "dropped" if cfg.fallback == "drop" else "passthrough"
+        return FrameResult(None if status == "dropped" else image, status, reason, blur_px, imu_covered,
+                           timings or {}, fallback=True)
+
+    def process(self, image: np.ndarray, encoding: str, stamp: float, imu: ImuSamples | None,
+                camera: CameraModel | None, *, exposure_time: float | None = None) -> FrameResult:
+        """Deblur one frame; see :class:`FrameResult`. ``exposure_time`` overrides the config's."""
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        cfg = self.config  # one consistent snapshot even if update() runs concurrently
+
+        def fallback(reason: str, blur: float = math.nan, covered: bool = False) -> FrameResult:
+            timings["total"] = (time.perf_counter() - t0) * 1e3
+            return self.reject(image, reason, blur, covered, timings, cfg)
+
+        try:
+            conv = self.conversion(encoding)
+            check_image(image, conv.encoding)
+        except ValueError as exc:
+            return fallback(str(exc))
+        height, width = image.shape[:2]
+        if camera is None:
+            return fallback("no camera_info received yet")
+        if (camera.width, camera.height) != (width, height):
+            return fallback(f"camera_info size {camera.width}x{camera.height} != image size {width}x{height}")
+
+        motion_cfg = cfg.motion
+        timing = self._timing(exposure_time, cfg)
+        if timing is not motion_cfg.timing:
+            motion_cfg = dataclasses.replace(motion_cfg, timing=timing)
+        window = exposure_window(stamp, timing, height)
+        if imu is None or len(imu.t) < 2 or not imu.covers(window.start, window.end):
+            return fallback(f"IMU does not cover the exposure window [{window.start:.6f}, {window.end:.6f}]")
+        gap = imu.max_gap(window.start, window.end)
+        if gap > motion_cfg.max_imu_gap:
+            return fallback(f"IMU gap {gap * 1e3:.1f} ms > max_imu_gap {motion_cfg.max_imu_gap * 1e3:.1f} ms")
+        try:
+            motion = frame_motion(imu, stamp, height, motion_cfg)
+            cam = camera if conv.downscale == 1 else camera.resized(width // conv.downscale,
+                                                                    height // conv.downscale)
+            mgv = mgv_field(motion, cam)
+        except (MotionError, ValueError) as exc:
+            return fallback(f"motion estimation failed: {exc}", covered=True)
+        blur = float(blur_extent_px(mgv)) * conv.downscale
+        timings["motion"] = (time.perf_counter() - t0) * 1e3
+        if not math.isfinite(blur):
+            return fallback("MGV field is not finite", covered=True)
+        if blur < cfg.min_blur_px:
+            timings["total"] = (time.perf_counter() - t0) * 1e3
+            reason = f"blur {blur:.2f} px < min_blur_px {cfg.min_blur_px}"
+            return FrameResult(image, "passthrough", reason, blur, True, timings)
+
+        try:
+            out = self._run(conv, image, mgv, timings)
+        except (RuntimeError, ValueError) as exc:  # e.g. CUDA OOM: one bad frame, not a dead node
+            _LOG.debug("model failed", exc_info=True)
+            return fallback(f"model failed: {exc}", blur, True)
+        if out is None:
+            return fallback("model output is not finite", blur, True)
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return FrameResult(out, "deblurred", "", blur, True, timings)
+
+    def _run(self, conv: Conversion, image: np.ndarray, mgv: np.ndarray, timings: dict[str, float]
+             ) -> np.ndarray | None:
+        t = time.perf_counter()
+        x = conv.to_model(image, self.device)
+        m = torch.from_numpy(np.ascontiguousarray(mgv, dtype=np.float32)).to(self.device).unsqueeze(0)
+        m = m.expand(x.shape[0], *m.shape[1:])
+        self._sync()
+        t_model = time.perf_counter()
+        amp = torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                             enabled=self.autocast_dtype is not None)
+        with torch.inference_mode(), amp:
+            y = self.model(x, m)
+        self._sync()
+        t_out = time.perf_counter()
+        if y.shape != x.shape:
+            raise ValueError(f"model returned shape {tuple(y.shape)} for input {tuple(x.shape)}")
+        finite = bool(torch.isfinite(y).all())
+        out = conv.from_model(y) if finite else None
+        t_end = time.perf_counter()
+        timings["model"] = (t_out - t_model) * 1e3
+        timings["convert"] = ((t_model - t) + (t_end - t_out)) * 1e3
+        return out
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

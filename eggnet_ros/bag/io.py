@@ -34,6 +34,8 @@ COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 IMU_TYPE = "sensor_msgs/msg/Imu"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+#: Written beside a synthetic bag's data file: the truth about its timing, read by ``eggnet-bag eval``.
+SIDECAR = "eggnet_synth.json"
 
 #: Encodings whose pixel layout we write ourselves (what cameras deliver and the core accepts).
 _RAW_LAYOUT: dict[str, tuple[np.dtype, int]] = {

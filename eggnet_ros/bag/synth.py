@@ -15,6 +15,8 @@ noise, 8-bit quantisation), so the bag's blur statistics match what the network 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from eggnet_ros.bag.io import BagWriter, Storage, s_to_ns
+from eggnet_ros.bag.io import SIDECAR, BagWriter, Storage, s_to_ns
 from eggnet_ros.config import ExposureTiming, StampConvention
 from eggnet_ros.data.rotation_track import RotationTrack
 from eggnet_ros.data.shake import ShakeConfig, generate_gyro
@@ -229,6 +231,10 @@ def synthesize_bag(path: str | Path, cfg: BagSynthConfig | None = None, storage:
             bag.write_camera_info(cfg.topics["camera_info"], stamp_ns, cfg.camera_frame, camera, log_ns)
             if cfg.topics.get("sharp"):
                 bag.write_image(cfg.topics["sharp"], stamp_ns, cfg.camera_frame, sharp, cfg.encoding, log_ns)
+    sidecar = {"timing": dataclasses.asdict(cfg.timing), "rotation_cam_imu": list(cfg.rotation_cam_imu),
+               "topics": dict(cfg.topics), "fps": cfg.fps, "imu_rate_hz": cfg.imu_rate_hz, "seed": cfg.seed,
+               "blur_px": blur, "note": "written by eggnet-bag synth; not part of the rosbag2 format"}
+    (Path(path) / SIDECAR).write_text(json.dumps(sidecar, indent=1))
     _LOG.info("wrote %s: %d frames, %d IMU samples, blur %.1f px median", path, cfg.frames, len(t_imu),
               float(np.median(blur)))
     return SynthSummary(Path(path), cfg.frames, duration, len(t_imu), blur, dict(cfg.topics))

@@ -69,7 +69,7 @@ def test_bayer_model_on_non_bayer_is_refused() -> None:
 
 
 def test_unsupported_encoding_names_the_supported_list() -> None:
-    with pytest.raises(UnsupportedEncodingError, match="yuv422.*mono8.*bayer_gbrg16"):
+    with pytest.raises(UnsupportedEncodingError, match=r"yuv422.*mono8.*bayer_gbrg16"):
         encoding_info("yuv422")
 
 
@@ -115,8 +115,8 @@ def test_demosaic_of_a_flat_colour_recovers_it(pattern: str, bits: int) -> None:
     raw = _mosaic(rgb, pattern)
     enc = f"bayer_{pattern}{bits}"
     x = plan_conversion(enc, "rgb").to_model(raw)[0].permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(x[2:-2, 2:-2], np.broadcast_to(colour / (255 if bits == 8 else 65535), (H - 4, W - 4, 3)),
-                               atol=1e-6)
+    want = np.broadcast_to(colour / (255 if bits == 8 else 65535), (H - 4, W - 4, 3))
+    np.testing.assert_allclose(x[2:-2, 2:-2], want, atol=1e-6)
 
 
 @pytest.mark.parametrize("pattern", sorted(PATTERN_SITES))
@@ -125,7 +125,7 @@ def test_packed_planes_follow_gr_r_gb_b(pattern: str) -> None:
     rgb[..., 0], rgb[..., 1], rgb[..., 2] = 10, 20, 30
     raw = _mosaic(rgb, pattern)
     # Tell the two greens apart: +1 on green pixels of red rows.
-    red_row = [r for (r, _), c in PATTERN_SITES[pattern].items() if c == "R"][0]
+    red_row = next(r for (r, _), c in PATTERN_SITES[pattern].items() if c == "R")
     for (r, c), colour in PATTERN_SITES[pattern].items():
         if colour == "G" and r == red_row:
             raw[r::2, c::2] += 1

@@ -111,7 +111,8 @@ def check_image(image: np.ndarray, info: EncodingInfo) -> None:
         want = "(H, W)" if info.channels == 1 else f"(H, W, {info.channels})"
         raise ValueError(f"{info.name} image must have shape {want}, got {image.shape}")
     if info.kind == "bayer" and (image.shape[0] % 2 or image.shape[1] % 2):
-        raise ValueError(f"{info.name} image needs even width and height, got {image.shape[1]}x{image.shape[0]}")
+        h, w = image.shape[:2]
+        raise ValueError(f"{info.name} image needs even width and height, got {w}x{h}")
 
 
 def demosaic(raw: np.ndarray, pattern: str) -> np.ndarray:
@@ -160,10 +161,8 @@ class Conversion:
         info, mode = self.encoding, self.input_mode
         check_image(image, info)
         if info.kind == "bayer":
-            if mode == "rgb":
-                arr = demosaic(image, info.pattern)  # (H, W, 3) RGB
-            else:  # bayer or mono: packed planes
-                arr = pack_bayer(image, info.pattern)  # (4, h, w)
+            # rgb: (H, W, 3) demosaiced; bayer or mono: (4, h, w) packed planes
+            arr = demosaic(image, info.pattern) if mode == "rgb" else pack_bayer(image, info.pattern)
         else:
             arr = image
         t = _to_float(arr, info.max_value, device)

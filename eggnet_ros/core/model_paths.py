@@ -7,13 +7,17 @@ is a start-up error that lists every place that was searched, so the fix is obvi
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 
 _LOG = logging.getLogger(__name__)
 
 PACKAGE = "eggnet_ros"
 WEIGHTS_SUFFIX = ".safetensors"
+#: Extra model folders (os.pathsep-separated), searched first; the model package honours it too.
+MODELS_DIR_ENV = "EGGNET_MODELS_DIR"
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -21,15 +25,14 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def model_dirs() -> list[Path]:
-    """Directories searched for shipped models: the source tree's ``models/``, then the install."""
-    dirs = [Path(__file__).resolve().parents[2] / "models"]
+    """Folders searched for model names: $EGGNET_MODELS_DIR, the source tree's ``models/``, the install's."""
+    dirs = [Path(d) for d in os.environ.get(MODELS_DIR_ENV, "").split(os.pathsep) if d]
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
     try:  # only present on ROS installs (or with the PyPI ament_index wheel)
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             dirs.append(Path(get_package_share_directory(PACKAGE)) / "models")
-        except PackageNotFoundError:
-            pass
     except ImportError:
         pass
     return dirs

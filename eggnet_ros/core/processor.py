@@ -193,8 +193,9 @@ class DeblurProcessor:
         return timing
 
     # -- processing ------------------------------------------------------------------------------
-    def reject(self, image: np.ndarray | None, reason: str, blur_px: float = math.nan, imu_covered: bool = False,
-               timings: dict[str, float] | None = None, cfg: ProcessorConfig | None = None) -> FrameResult:
+    def reject(self, image: np.ndarray | None, reason: str, blur_px: float = math.nan,
+               imu_covered: bool = False, timings: dict[str, float] | None = None,
+               cfg: ProcessorConfig | None = None) -> FrameResult:
         """The configured fallback for a frame that cannot be deblurred (pass through or drop)."""
         cfg = cfg or self.config
         status: Status = "dropped" if cfg.fallback == "drop" else "passthrough"
@@ -227,19 +228,21 @@ class DeblurProcessor:
         timing = self._timing(exposure_time, cfg)
         if timing is not motion_cfg.timing:
             motion_cfg = dataclasses.replace(motion_cfg, timing=timing)
-        window = exposure_window(stamp, timing, height)
+        try:
+            window = exposure_window(stamp, timing, height)
+        except ValueError as exc:
+            return fallback(f"exposure timing: {exc}")
         if imu is None or len(imu.t) < 2 or not imu.covers(window.start, window.end):
             return fallback(f"IMU does not cover the exposure window [{window.start:.6f}, {window.end:.6f}]")
-        gap = imu.max_gap(window.start, window.end)
-        if gap > motion_cfg.max_imu_gap:
-            return fallback(f"IMU gap {gap * 1e3:.1f} ms > max_imu_gap {motion_cfg.max_imu_gap * 1e3:.1f} ms")
-        try:
+        try:  # raises MotionError for IMU gaps > max_imu_gap inside the window
             motion = frame_motion(imu, stamp, height, motion_cfg)
             cam = camera if conv.downscale == 1 else camera.resized(width // conv.downscale,
                                                                     height // conv.downscale)
             mgv = mgv_field(motion, cam)
-        except (MotionError, ValueError) as exc:
-            return fallback(f"motion estimation failed: {exc}", covered=True)
+        except MotionError as exc:  # covered at both ends, but with a gap inside
+            return fallback(f"motion: {exc}")
+        except ValueError as exc:
+            return fallback(f"motion: {exc}", covered=True)
         blur = float(blur_extent_px(mgv)) * conv.downscale
         timings["motion"] = (time.perf_counter() - t0) * 1e3
         if not math.isfinite(blur):

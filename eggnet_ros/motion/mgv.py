@@ -40,27 +40,40 @@ _LOG = logging.getLogger(__name__)
 MGV_CHANNELS: tuple[str, ...] = ("pre_dx", "pre_dy", "pro_dx", "pro_dy", "centroid_dx", "centroid_dy")
 #: Default bound on the interpolation error (px): well below gyro noise and calibration error.
 DEFAULT_TOLERANCE_PX = 0.02
-#: Coarse grid steps tried, coarse to fine, before falling back to exact evaluation.
-_STEPS = (32, 16, 8, 4)
+#: First (probe) grid step; finer steps are predicted from its error bound.
+_PROBE_STEP = 64
+#: Below this grid step exact per-pixel evaluation is as cheap and needs no border handling.
+_MIN_STEP = 4
 #: Elements (samples x pixels) evaluated per chunk in exact mode, bounds temporary memory.
 _CHUNK_ELEMENTS = 1 << 21
 
 
 def _evaluate(motion: FrameMotion, camera: CameraModel, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
-    """Exact MGV channels (6, len(vs), len(us)) float64 at the pixel grid ``us`` x ``vs``."""
+    """Exact MGV channels (6, len(vs), len(us)) float32 at the pixel grid ``us`` x ``vs``.
+
+    Pinhole cameras are evaluated in float32 (coordinates below 1e4 px keep the absolute error
+    below 1e-3 px); distorted ones in float64 (iterated polynomials). The centre sample is the
+    identity and contributes zero displacement, so it is skipped in the centroid sum.
+    """
     n = motion.n_samples
     h, w = len(vs), len(us)
     rot = motion.rotations_at_rows((vs + 0.5) / camera.height)  # (1 or h, n, 3, 3)
-    out = np.empty((6, h, w))
-    rows_per_chunk = max(1, _CHUNK_ELEMENTS // (n * w))
+    others = np.r_[0 : n // 2, n // 2 + 1 : n]
+    rot = rot[:, others]
+    m = n - 1
+    out = np.empty((6, h, w), dtype=np.float32)
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // (m * w))
     distorted = camera.is_distorted
     if distorted:
         rays = camera.grid_rays(us, vs)
         base = camera.project(rays)
     else:
-        Hm = camera.K @ rot @ np.linalg.inv(camera.K)
-        coef = np.moveaxis(Hm, 1, 0)[..., None]  # (n, 1 or h, 3, 3, 1)
-    u = us[None, None, :]
+        # pixel coordinates relative to the principal point halve float32 rounding
+        Kc = camera.K.copy()
+        Kc[:2, 2] = 0.0
+        Hm = Kc @ rot @ np.linalg.inv(Kc)
+        coef = np.moveaxis(Hm, 1, 0).astype(np.float32)  # (m, 1 or h, 3, 3)
+        u = (us - camera.K[0, 2]).astype(np.float32)[None, None, :]
     for j0 in range(0, h, rows_per_chunk):
         j1 = min(j0 + rows_per_chunk, h)
         if distorted:
@@ -72,16 +85,24 @@ def _evaluate(motion: FrameMotion, camera: CameraModel, us: np.ndarray, vs: np.n
             )
             disp = camera.project(moved) - base[None, j0:j1]
             dx, dy = disp[..., 0], disp[..., 1]
+            sum_x, sum_y = dx.sum(axis=0), dy.sum(axis=0)
         else:
             c = coef if coef.shape[1] == 1 else coef[:, j0:j1]
-            v = vs[None, j0:j1, None]
-            den = c[:, :, 2, 0] * u + (c[:, :, 2, 1] * v + c[:, :, 2, 2])
-            inv = 1.0 / den
-            dx = (c[:, :, 0, 0] * u + (c[:, :, 0, 1] * v + c[:, :, 0, 2])) * inv - u
-            dy = (c[:, :, 1, 0] * u + (c[:, :, 1, 1] * v + c[:, :, 1, 2])) * inv - v
+            v = (vs[j0:j1] - camera.K[1, 2]).astype(np.float32)[None, :, None]
+            # row-constant parts first: (m, rows, 1) arrays, then one broadcast op per term
+            inv = c[:, :, 2, 0, None] * u + (c[:, :, 2, 1, None] * v + c[:, :, 2, 2, None])
+            np.reciprocal(inv, out=inv)
+            x = c[:, :, 0, 0, None] * u + (c[:, :, 0, 1, None] * v + c[:, :, 0, 2, None])
+            x *= inv
+            y = c[:, :, 1, 0, None] * u + (c[:, :, 1, 1, None] * v + c[:, :, 1, 2, None])
+            y *= inv
+            x -= u
+            y -= v
+            dx, dy = x, y
+            sum_x, sum_y = x.sum(axis=0), y.sum(axis=0)
         out[0, j0:j1], out[1, j0:j1] = dx[0], dy[0]
         out[2, j0:j1], out[3, j0:j1] = dx[-1], dy[-1]
-        out[4, j0:j1], out[5, j0:j1] = dx.mean(axis=0), dy.mean(axis=0)
+        out[4, j0:j1], out[5, j0:j1] = sum_x / n, sum_y / n
     return out
 
 
@@ -90,43 +111,52 @@ def _cell_centres(size: int, cells: int) -> np.ndarray:
     return (np.arange(cells) + 0.5) * (size / cells) - 0.5
 
 
+def _max_second_difference(coarse: np.ndarray, axis: int) -> float:
+    d2 = np.abs(np.diff(coarse, 2, axis=axis))
+    worst = float(np.max(d2))
+    if d2.shape[axis] >= 2:
+        # curvature can grow towards the border (lens distortion): extrapolate it linearly to
+        # the outermost cells, whose half-cell border band is extrapolated, not interpolated
+        first, second = np.take(d2, 0, axis=axis), np.take(d2, 1, axis=axis)
+        last, before = np.take(d2, -1, axis=axis), np.take(d2, -2, axis=axis)
+        worst = max(worst, float(np.max(2 * first - second)), float(np.max(2 * last - before)))
+    return worst
+
+
 def error_bound(coarse: np.ndarray) -> float:
     """Bilinear-upsampling error bound (px) from a coarse field's second differences.
 
     ``|f - I f| <= hx^2/8 max|f_xx| + hy^2/8 max|f_yy|`` inside cells; linear extrapolation over
-    the half-cell border triples the constant. ``h^2 f''`` is estimated by second differences.
+    the half-cell border triples the constant. ``h^2 f''`` is estimated by second differences
+    (extrapolated to the border cells). An estimate, not a proof: it assumes ``f''`` varies
+    little within a cell, which holds for rotation fields; tests compare it with exact fields.
     """
     est = 0.0
     if coarse.shape[-1] >= 3:
-        est += float(np.max(np.abs(np.diff(coarse, 2, axis=-1))))
+        est += _max_second_difference(coarse, -1)
     if coarse.shape[-2] >= 3:
-        est += float(np.max(np.abs(np.diff(coarse, 2, axis=-2))))
+        est += _max_second_difference(coarse, -2)
     return 3.0 / 8.0 * est
 
 
 def _extrapolate_border(img: np.ndarray, first: float, last: float, axis: int) -> None:
-    """Replace cv2.resize's clamped border (outside the first/last sample) by linear extrapolation."""
+    """Replace cv2.resize's clamped border (outside the first/last sample) by linear extrapolation.
+
+    Inside the first cell the bilinear field is linear along ``axis``, so continuing the line
+    through the first two pixels of that cell gives the extrapolated bilinear patch exactly.
+    Done as a tiny matmul (two pixels -> the band) to avoid strided temporaries.
+    """
     size = img.shape[axis]
-    a = int(np.ceil(first))
-    b = int(np.floor(last))
-    idx = [slice(None)] * img.ndim
-
-    def take(i: int) -> np.ndarray:
-        idx[axis] = slice(i, i + 1)
-        return img[tuple(idx)]
-
-    shape = [1] * img.ndim
-    shape[axis] = -1
+    a, b = int(np.ceil(first)), int(np.floor(last))
+    moved = np.moveaxis(img, axis, -1)  # a view: writes go to img
     if a > 0:
-        x = (np.arange(0, a, dtype=np.float32) - a).reshape(shape)
-        lo, hi = take(a), take(a + 1)
-        idx[axis] = slice(0, a)
-        img[tuple(idx)] = lo + x * (hi - lo)
+        d = np.arange(0, a, dtype=np.float32) - a
+        weights = np.stack([1.0 - d, d]).astype(np.float32)  # (2, a)
+        moved[..., :a] = moved[..., a : a + 2] @ weights
     if b < size - 1:
-        x = (np.arange(b + 1, size, dtype=np.float32) - b).reshape(shape)
-        lo, hi = take(b - 1), take(b)
-        idx[axis] = slice(b + 1, size)
-        img[tuple(idx)] = hi + x * (hi - lo)
+        d = np.arange(b + 1, size, dtype=np.float32) - b
+        weights = np.stack([-d, 1.0 + d]).astype(np.float32)
+        moved[..., b + 1 :] = moved[..., b - 1 : b + 1] @ weights
 
 
 def _upsample(coarse: np.ndarray, width: int, height: int, out: np.ndarray) -> None:
@@ -134,8 +164,15 @@ def _upsample(coarse: np.ndarray, width: int, height: int, out: np.ndarray) -> N
     h, w = src.shape[-2:]
     for c in range(src.shape[0]):
         cv2.resize(src[c], (width, height), dst=out[c], interpolation=cv2.INTER_LINEAR)
-    _extrapolate_border(out, _cell_centres(width, w)[0], _cell_centres(width, w)[-1], axis=2)
-    _extrapolate_border(out, _cell_centres(height, h)[0], _cell_centres(height, h)[-1], axis=1)
+    xs, ys = _cell_centres(width, w), _cell_centres(height, h)
+    _extrapolate_border(out, xs[0], xs[-1], axis=2)
+    _extrapolate_border(out, ys[0], ys[-1], axis=1)
+
+
+def _coarse(motion: FrameMotion, camera: CameraModel, step: float) -> np.ndarray:
+    W, H = camera.width, camera.height
+    w, h = max(int(np.ceil(W / step)), 2), max(int(np.ceil(H / step)), 2)
+    return _evaluate(motion, camera, _cell_centres(W, w), _cell_centres(H, h))
 
 
 def mgv_field(
@@ -148,9 +185,9 @@ def mgv_field(
 ) -> np.ndarray:
     """The MGV field (6, H, W) float32 at ``camera``'s size; channels: ``MGV_CHANNELS``.
 
-    ``grid_step=None`` picks the coarsest grid (32, 16, 8 or 4 px) whose interpolation error
-    bound is within ``tolerance_px``, else evaluates exactly; ``grid_step=1`` forces exact
-    evaluation at every pixel, any other value forces that grid. ``out`` (6, H, W) float32
+    ``grid_step=None`` picks a coarse grid (step >= 4 px) whose interpolation error bound is
+    within ``tolerance_px``, else evaluates exactly; ``grid_step=1`` forces exact evaluation at
+    every pixel, any other value (>= 3) forces that grid. ``out`` (6, H, W) float32
     C-contiguous may be passed to reuse a buffer. ``motion`` may come from a frame of another
     resolution: rows are matched through their normalised positions.
     """
@@ -159,20 +196,29 @@ def mgv_field(
         out = np.empty((6, H, W), dtype=np.float32)
     elif out.shape != (6, H, W) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {(6, H, W)}")
-    if grid_step is not None and grid_step < 1:
-        raise ValueError("grid_step must be >= 1")
-    steps: tuple[int, ...]
-    if grid_step is None:
-        steps = tuple(s for s in _STEPS if min(W, H) >= 4 * s)
-    else:
-        steps = () if grid_step == 1 else (int(grid_step),)
-    for s in steps:
-        w, h = max(-(-W // s), 2), max(-(-H // s), 2)
-        coarse = _evaluate(motion, camera, _cell_centres(W, w), _cell_centres(H, h))
-        if grid_step is not None or error_bound(coarse) <= tolerance_px:
-            _upsample(coarse, W, H, out)
+    if grid_step is not None and not (grid_step == 1 or grid_step >= 3):
+        raise ValueError("grid_step must be 1 (exact) or >= 3")
+    if grid_step == 1 or (grid_step is None and min(W, H) < 4 * _MIN_STEP):
+        out[...] = _evaluate(motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+        return out
+    if grid_step is not None:
+        _upsample(_coarse(motion, camera, grid_step), W, H, out)
+        return out
+    # Probe on a very coarse grid, predict the step from the bound's h^2 scaling, verify.
+    step = float(min(_PROBE_STEP, min(W, H) // 4))
+    coarse = _coarse(motion, camera, step)
+    bound = error_bound(coarse)
+    while bound > tolerance_px:
+        step = min(0.9 * step * np.sqrt(tolerance_px / bound), 0.75 * step)
+        if step < _MIN_STEP:
+            out[...] = _evaluate(
+                motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64)
+            )
             return out
-    out[...] = _evaluate(motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+        coarse = _coarse(motion, camera, step)
+        bound = error_bound(coarse)
+    _LOG.debug("MGV grid step %.1f px, error bound %.4f px", step, bound)
+    _upsample(coarse, W, H, out)
     return out
 
 

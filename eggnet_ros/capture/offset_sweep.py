@@ -110,6 +110,7 @@ class SweepResult:
     low: float
     high: float
     rel_tol: float
+    abs_tol: float
     frames: tuple[int, ...]
 
     def contains(self, offset: float) -> bool:
@@ -120,8 +121,11 @@ class SweepResult:
         return self.high - self.low
 
 
-def _optimum(offsets: np.ndarray, scores: np.ndarray, rel_tol: float) -> tuple[float, float, float]:
-    """Best offset (parabolic refinement) and the contiguous range scoring within rel_tol of it."""
+def _optimum(
+    offsets: np.ndarray, scores: np.ndarray, rel_tol: float, abs_tol: float
+) -> tuple[float, float, float]:
+    """Best offset (parabolic refinement) and the contiguous range scoring within
+    ``max(rel_tol * (max - min), abs_tol)`` of it."""
     ok = np.isfinite(scores)
     if not ok.any():
         raise MotionError("no offset in the sweep had IMU coverage for any frame")
@@ -133,7 +137,7 @@ def _optimum(offsets: np.ndarray, scores: np.ndarray, rel_tol: float) -> tuple[f
         if den < 0:
             best += 0.5 * (y0 - y2) / den * float(offsets[i + 1] - offsets[i])
     span = float(np.nanmax(scores) - np.nanmin(scores))
-    thr = scores[i] - rel_tol * span
+    thr = scores[i] - max(rel_tol * span, abs_tol)
     lo = hi = i
     while lo > 0 and np.isfinite(scores[lo - 1]) and scores[lo - 1] >= thr:
         lo -= 1
@@ -149,6 +153,7 @@ def sweep_offset(
     scale: float = 0.5,
     tile: int = 32,
     rel_tol: float = 0.1,
+    abs_tol: float = 0.005,
     rotation: np.ndarray | None = None,
     imu: ImuSamples | None = None,
 ) -> SweepResult:
@@ -164,7 +169,6 @@ def sweep_offset(
         imu = imu.rotated(capture.rig.rotation_matrix.T @ np.asarray(rotation).reshape(3, 3))
     indices = list(range(len(capture))) if frames is None else list(frames)
     per_frame = np.full((len(indices), offsets.size), np.nan)
-    used = []
     for row, idx in enumerate(indices):
         stats = tile_structure(to_gray(load_frame(capture, idx, scale)), tile)
         for k, off in enumerate(offsets):
@@ -173,17 +177,17 @@ def sweep_offset(
             except MotionError:
                 continue
             per_frame[row, k] = frame_score(stats, streak_paths(sync, stats.centres))
-        if np.isfinite(per_frame[row]).any():
-            used.append(idx)
-        else:
-            _LOG.info("frame %s: no IMU coverage at any swept offset, skipped", capture.frames[idx].file)
+        if not np.all(np.isfinite(per_frame[row])):
+            _LOG.info("frame %s: not covered by the gyro log at every swept offset, left out",
+                      capture.frames[idx].file)
     # Only frames scored at every offset enter the mean (a frame leaving the log would step the curve).
     complete = np.all(np.isfinite(per_frame), axis=1)
-    rows = per_frame[complete] if complete.any() else per_frame
-    with np.errstate(invalid="ignore"):
-        scores = np.nanmean(rows, axis=0) if rows.size else np.full(offsets.size, np.nan)
-    best, lo, hi = _optimum(offsets, scores, rel_tol)
-    return SweepResult(offsets, scores, best, lo, hi, rel_tol, tuple(used))
+    if not complete.any():
+        raise MotionError("no frame is covered by the gyro log over the whole swept offset range; narrow it")
+    scores = per_frame[complete].mean(axis=0)
+    best, lo, hi = _optimum(offsets, scores, rel_tol, abs_tol)
+    used = tuple(idx for idx, ok in zip(indices, complete, strict=True) if ok)
+    return SweepResult(offsets, scores, best, lo, hi, rel_tol, abs_tol, used)
 
 
 def write_sweep(
@@ -256,7 +260,7 @@ def plot_curve(
         cv2.LINE_AA,
     )
     head = (
-        f"{title}  best {result.best * 1e3:.2f} ms, within {result.rel_tol:.0%}: "
+        f"{title}  best {result.best * 1e3:.2f} ms, optimum "
         f"[{result.low * 1e3:.1f}, {result.high * 1e3:.1f}] ms"
     )
     if reference is not None:

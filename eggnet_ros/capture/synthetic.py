@@ -66,12 +66,18 @@ def synth_capture(
     n_render: int = 31,
     noise: float = 0.0,
     seed: int = 0,
+    renderer: str = "builtin",
 ) -> Path:
     """Render blurred frames of ``sharp`` for ``stamps`` and write them as a capture folder.
 
     ``imu`` is in the IMU frame and clock (as a gyro would log it); ``true_rig`` is used to
     render, ``written_rig`` (default: the truth) goes into rig.yaml. Frames are 8-bit PNG.
+    ``renderer="data"`` renders with :mod:`eggnet_ros.data.synth` (the training-data renderer:
+    its own rotation integration and warping, so a test of the capture tools against it is
+    not a test of this module against itself).
     """
+    if renderer not in ("builtin", "data"):
+        raise ValueError(f"renderer must be 'builtin' or 'data', got {renderer!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     h, w = sharp.shape[:2]
@@ -82,12 +88,15 @@ def synth_capture(
     rows = (np.arange(h) + 0.5) / h
     frames = []
     for k, stamp in enumerate(stamps):
-        config = replace(true_rig.motion_config(exposure), n_samples=n_render)
-        motion = frame_motion(imu, stamp, h, config, n_rows=33 if true_rig.readout_time > 0 else None)
-        rot = motion.rotations_at_rows(rows)
-        if rot.shape[0] == 1:
-            rot = np.broadcast_to(rot, (h, *rot.shape[1:]))
-        blurred = render_blur(sharp.astype(np.float32), cam, rot)
+        if renderer == "data":
+            blurred = _render_with_data(sharp.astype(np.float32), cam, imu, stamp, true_rig, exposure)
+        else:
+            config = replace(true_rig.motion_config(exposure), n_samples=n_render)
+            motion = frame_motion(imu, stamp, h, config, n_rows=33 if true_rig.readout_time > 0 else None)
+            rot = motion.rotations_at_rows(rows)
+            if rot.shape[0] == 1:
+                rot = np.broadcast_to(rot, (h, *rot.shape[1:]))
+            blurred = render_blur(sharp.astype(np.float32), cam, rot)
         if noise > 0:
             blurred = blurred + rng.normal(0.0, noise, blurred.shape).astype(np.float32)
         name = f"{k:04d}.png"
@@ -104,6 +113,19 @@ def synth_capture(
         {"rig.yaml": "synthetic capture (eggnet_ros.capture.synthetic)"},
     )
     return folder
+
+
+def _render_with_data(
+    sharp: np.ndarray, cam: CameraModel, imu: ImuSamples, stamp: float, rig: RigParams, exposure: float
+) -> np.ndarray:
+    from eggnet_ros.data.synth import render_blur as data_render_blur
+    from eggnet_ros.data.synth import scene_from_motion
+
+    scene = scene_from_motion(cam, rig.timing(exposure), stamp, imu.rotated(rig.rotation_matrix))
+    m = scene.margin
+    src = cv2.copyMakeBorder(sharp, m, m, m, m, cv2.BORDER_REFLECT_101)
+    blurred, _ = data_render_blur(scene, src, (m, m))
+    return blurred
 
 
 def turning_shake(t: np.ndarray, rate: float, turn_hz: float, roll: float = 0.0) -> np.ndarray:

@@ -27,7 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from eggnet_ros.bag.io import IMAGE_TYPES, SIDECAR, BagReader, BagWriter, FrameRecord, storage_of
+from eggnet_ros.bag.io import (
+    IMAGE_TYPES,
+    SIDECAR,
+    BagReader,
+    BagWriter,
+    FrameRecord,
+    ImageDecodeError,
+    decode_image,
+    header_stamp_ns,
+    storage_of,
+    typestore,
+)
 from eggnet_ros.bag.vo import VoConfig, VoStats, to_gray8, track_pair
 from eggnet_ros.config import ExposureTiming
 from eggnet_ros.motion import MotionError, blur_extent_px, frame_motion, mgv_field
@@ -155,11 +166,18 @@ def _frame_stream(reader: BagReader, topics: EvalTopics, time_offset: float) -> 
 
 def evaluate_bag(bag: str | Path, processor: Any, topics: EvalTopics | None = None,
                  output_bag: str | Path | None = None, vo_config: VoConfig | None = None,
-                 progress: bool = True, n_examples: int = 3) -> EvalResult:
+                 progress: bool = True, n_examples: int = 3, recorded: str | Path | None = None,
+                 ) -> EvalResult:
     """Replay ``bag`` through ``processor`` (a :class:`~eggnet_ros.core.DeblurProcessor`).
 
     ``output_bag``: write a copy of the input with ``topics.output`` added (same storage format),
     every message at its original log time; None = no output bag.
+
+    ``recorded``: instead of running the processor, take each frame's output from this bag (what
+    the live node published on ``topics.output``, matched by header stamp) - the node's results
+    judged against the input bag's ground truth. ``processor`` then only supplies the timing
+    configuration for the blur statistics (any object with ``.config``). A frame without output
+    counts as dropped, an output equal to the input as passthrough.
     """
     from tqdm import tqdm
 
@@ -184,6 +202,9 @@ def evaluate_bag(bag: str | Path, processor: Any, topics: EvalTopics | None = No
         has_truth = bool(topics.sharp) and topics.sharp.lstrip("/") in have
 
         frames = _frame_stream(frames_reader, topics, timing.time_offset)
+        outputs = None if recorded is None else _load_outputs(recorded, topics.output)
+        if recorded is not None:
+            result.settings["recorded"] = str(recorded)
         writer = None
         if output_bag is not None:
             writer = BagWriter(output_bag, storage=storage_of(bag)).__enter__()
@@ -200,7 +221,10 @@ def evaluate_bag(bag: str | Path, processor: Any, topics: EvalTopics | None = No
                 if topic != image_info.topic:
                     continue
                 fr = next(frames)
-                fe, out = _process_frame(processor, fr)
+                if outputs is None:
+                    fe, out = _process_frame(processor, fr)
+                else:
+                    fe, out = _recorded_frame(processor, fr, outputs)
                 result.frames.append(fe)
                 if fr.image is not None and not result.encoding:
                     result.encoding = fr.encoding
@@ -247,6 +271,41 @@ def _process_frame(processor: Any, fr: FrameRecord) -> tuple[FrameEval, np.ndarr
         if res.image is not None:
             fe.psnr_out, fe.ssim_out = psnr(_unit(res.image), ref), ssim(_unit(res.image), ref)
     return fe, res.image
+
+
+def _load_outputs(recorded: str | Path, topic: str) -> dict[int, tuple[str, bytes]]:
+    """Header stamp -> (type, raw CDR) of every message on ``topic`` of the recorded bag."""
+    with BagReader(recorded) as reader:
+        reader.require(topic, IMAGE_TYPES, "recorded output")
+        ts = typestore()
+        out = {}
+        for _, msgtype, _, raw in reader.messages([topic]):
+            out[header_stamp_ns(ts.deserialize_cdr(raw, msgtype))] = (msgtype, bytes(raw))
+        return out
+
+
+def _recorded_frame(processor: Any, fr: FrameRecord, outputs: dict[int, tuple[str, bytes]]
+                    ) -> tuple[FrameEval, np.ndarray | None]:
+    out = None
+    if fr.stamp_ns in outputs:
+        msgtype, raw = outputs[fr.stamp_ns]
+        try:
+            out, _ = decode_image(typestore().deserialize_cdr(raw, msgtype))
+        except ImageDecodeError as exc:
+            _LOG.warning("recorded output at %d: %s", fr.stamp_ns, exc)
+    if out is None:
+        fe = FrameEval(fr.index, fr.stamp, "dropped", "no output recorded for this stamp")
+    elif fr.image is not None and out.shape == fr.image.shape and np.array_equal(out, fr.image):
+        fe = FrameEval(fr.index, fr.stamp, "passthrough", "output identical to the input")
+    else:
+        fe = FrameEval(fr.index, fr.stamp, "deblurred", "")
+    fe.blur_px = _blur_only(processor, fr)
+    if fr.image is not None and fr.sharp is not None and fr.sharp.shape == fr.image.shape:
+        ref = _unit(fr.sharp)
+        fe.psnr_in, fe.ssim_in = psnr(_unit(fr.image), ref), ssim(_unit(fr.image), ref)
+        if out is not None and out.shape == ref.shape:
+            fe.psnr_out, fe.ssim_out = psnr(_unit(out), ref), ssim(_unit(out), ref)
+    return fe, out
 
 
 def _example_indices(n: int, k: int) -> set[int]:

@@ -78,8 +78,6 @@ class DeblurNode(Node):
             self.processor = DeblurProcessor(cfg.processor)
         except (ModelNotFoundError, WeightsError, CudaUnavailableError) as exc:
             raise StartupError(str(exc)) from exc
-        self.get_logger().info(f"started: {self.processor.describe()}")
-
         self.stats = NodeStats()
         self.imu = ImuBuffer(horizon=cfg.imu_buffer_seconds, jump_threshold=cfg.time_jump_threshold)
         self.queue = FrameQueue(cfg.queue_size, cfg.max_wait, cfg.time_jump_threshold)
@@ -112,17 +110,26 @@ class DeblurNode(Node):
 
         self._worker = threading.Thread(target=self._work, name="eggnet_deblur_worker", daemon=True)
         self._worker.start()
+        self.get_logger().info(f"started: {self.processor.describe()}")
 
     # -- parameters --------------------------------------------------------------------------------
     def _declare_parameters(self) -> NodeConfig:
-        values = {}
+        """Declare all parameters; report every invalid one at once (not just the first)."""
+        values, errors = {}, []
         for spec in PARAMETERS:
             try:
                 p = self.declare_parameter(spec.name, spec.default(), spec.descriptor())
             except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-                raise ParameterError(f"parameter '{spec.name}': {exc}") from exc
+                errors.append(f"parameter '{spec.name}': {exc}")
+                p = self.declare_parameter(spec.name, spec.default(), spec.descriptor(), ignore_override=True)
             values[spec.name] = p.value
-        return build_config(values)
+        try:
+            config = build_config(values)
+        except ParameterError as exc:
+            errors.append(str(exc))
+        if errors:
+            raise ParameterError("; ".join(errors))
+        return config
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
         changes = {p.name: p.value for p in params if p.name in BY_NAME}
@@ -316,18 +323,18 @@ class StartupError(RuntimeError):
 def main(args: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit status."""
     rclpy.init(args=args)
+    node = None
     try:
         node = DeblurNode()
+        rclpy.spin(node)
     except (ParameterError, StartupError) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
         return 1
-    try:
-        rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # Ctrl-C / launch shutdown: a normal exit
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
     return 0
 

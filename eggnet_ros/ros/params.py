@@ -201,7 +201,8 @@ def build_config(values: dict[str, Any], base: NodeConfig | None = None) -> Node
             continue
         config = _set_path(config, spec.path, value)
     timing = config.processor.motion.timing
-    if config.imu_buffer_seconds <= 2 * (timing.exposure_time + timing.readout_time + abs(timing.time_offset)):
+    span = timing.exposure_time + timing.readout_time + abs(timing.time_offset)
+    if config.imu_buffer_seconds <= 2 * span:
         errors.append("parameter 'imu_buffer_seconds' must exceed 2 * (exposure_time + readout_time + "
                       "|time_offset|): a frame's whole exposure must fit in the gyro history")
     if errors:

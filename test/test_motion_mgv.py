@@ -203,7 +203,7 @@ def test_distorted_field_matches_opencv_reference(model: str, D) -> None:
     assert np.abs(ref - _hand_mgv(uv, Rotation.from_rotvec(-dts[:, None] * w).as_matrix(), K)).max() > 0.5
     for step in (1, None):
         got = _pixels(mgv_field(m, cam, grid_step=step), uv)
-        np.testing.assert_allclose(got, ref, atol=1e-5 if step == 1 else 0.02)
+        np.testing.assert_allclose(got, ref, atol=2e-4 if step == 1 else 0.02)
 
 
 def test_out_buffer_and_validation() -> None:

@@ -196,57 +196,60 @@ class CameraModel:
         return CameraModel(int(width), int(height), K, self.distortion_model, self.D)
 
     # ---- geometry -----------------------------------------------------------------------------
-    def distort_normalized(self, xy: np.ndarray) -> np.ndarray:
-        """Apply the distortion model to normalised coordinates (..., 2) (z = 1 plane)."""
-        xy = np.asarray(xy, dtype=np.float64)
+    def _distort_xy(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distortion on normalised coordinate arrays; keeps float32 inputs in float32."""
         if not self.is_distorted:
-            return xy
-        x, y = xy[..., 0], xy[..., 1]
+            return x, y
+        D = [float(c) for c in self.D]  # Python floats keep float32 arrays float32 (NEP 50)
         r2 = x * x + y * y
-        D = self.D
         if self.distortion_model == "equidistant":
             r = np.sqrt(r2)
             theta = np.arctan(r)
             t2 = theta * theta
             theta_d = theta * (1 + t2 * (D[0] + t2 * (D[1] + t2 * (D[2] + t2 * D[3]))))
-            scale = np.where(r > 1e-12, theta_d / np.where(r > 1e-12, r, 1.0), 1.0)
-            return xy * scale[..., None]
+            scale = np.where(r > 1e-12, theta_d / np.where(r > 1e-12, r, 1), 1)
+            return x * scale, y * scale
         k1, k2, p1, p2, k3 = D[:5]
         radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
         if self.distortion_model == "rational_polynomial":
             k4, k5, k6 = D[5:8]
             radial = radial / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
-        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-        return np.stack([xd, yd], axis=-1)
+        xy2 = 2 * x * y
+        xd = x * radial + p1 * xy2 + p2 * (r2 + 2 * x * x)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + p2 * xy2
+        return xd, yd
+
+    def distort_normalized(self, xy: np.ndarray) -> np.ndarray:
+        """Apply the distortion model to normalised coordinates (..., 2) (z = 1 plane)."""
+        xy = np.asarray(xy, dtype=np.float64)
+        return np.stack(self._distort_xy(xy[..., 0], xy[..., 1]), axis=-1)
+
+    def project_xyz(self, X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates ``(u, v)`` of directions given as component arrays (any shape).
+
+        Component arrays avoid interleaving copies in the MGV hot loop; float32 stays float32.
+        Rays must point in front of the camera (Z > 0) for the pinhole models; equidistant
+        (fisheye) also accepts wider angles through atan2.
+        """
+        if self.distortion_model == "equidistant" and self.is_distorted:
+            D = [float(c) for c in self.D]
+            r = np.hypot(X, Y)
+            theta = np.arctan2(r, Z)
+            t2 = theta * theta
+            theta_d = theta * (1 + t2 * (D[0] + t2 * (D[1] + t2 * (D[2] + t2 * D[3]))))
+            scale = np.where(r > 1e-12, theta_d / np.where(r > 1e-12, r, 1), 1 / np.maximum(Z, 1e-12))
+            xd, yd = X * scale, Y * scale
+        else:
+            iz = 1 / Z
+            xd, yd = self._distort_xy(X * iz, Y * iz)
+        fx, s, cx = (float(c) for c in self.K[0])
+        fy, cy = float(self.K[1, 1]), float(self.K[1, 2])
+        return fx * xd + s * yd + cx, fy * yd + cy
 
     def project(self, rays: np.ndarray) -> np.ndarray:
-        """Pixel coordinates (M, 2) of camera-frame directions ``rays`` (M, 3), with distortion.
-
-        Rays must point in front of the camera (z > 0) for the pinhole models; equidistant
-        (fisheye) also accepts wider angles through atan2. Any leading shape (..., 3) works.
-        """
+        """Pixel coordinates (..., 2) of camera-frame directions ``rays`` (..., 3), with distortion."""
         rays = np.asarray(rays, dtype=np.float64)
-        z = rays[..., 2]
-        if self.distortion_model == "equidistant" and self.is_distorted:
-            xy = rays[..., :2]
-            r = np.hypot(xy[..., 0], xy[..., 1])
-            theta = np.arctan2(r, z)
-            t2 = theta * theta
-            D = self.D
-            theta_d = theta * (1 + t2 * (D[0] + t2 * (D[1] + t2 * (D[2] + t2 * D[3]))))
-            xy_d = (
-                xy
-                * (np.where(r > 1e-12, theta_d / np.where(r > 1e-12, r, 1.0), 1.0 / np.maximum(z, 1e-12)))[
-                    ..., None
-                ]
-            )
-        else:
-            xy_d = self.distort_normalized(rays[..., :2] / z[..., None])
-        K = self.K
-        u = K[0, 0] * xy_d[..., 0] + K[0, 1] * xy_d[..., 1] + K[0, 2]
-        v = K[1, 1] * xy_d[..., 1] + K[1, 2]
-        return np.stack([u, v], axis=-1)
+        return np.stack(self.project_xyz(rays[..., 0], rays[..., 1], rays[..., 2]), axis=-1)
 
     def undistort_pixels(self, uv: np.ndarray) -> np.ndarray:
         """Normalised rays (M, 3) with z = 1 of pixel coordinates ``uv`` (M, 2) of this image.
@@ -268,15 +271,22 @@ class CameraModel:
             xy = xy.reshape(-1, 2).astype(np.float64)
         return np.concatenate([xy, np.ones((xy.shape[0], 1))], axis=1)
 
-    def grid_rays(self, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
-        """Undistorted rays (len(vs), len(us), 3) of the pixel grid ``us`` x ``vs`` (cached)."""
-        key = ("rays", us.tobytes(), vs.tobytes())
-        rays = self._cache.get(key)
-        if rays is None:
+    def grid_geometry(self, us: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Cached float32 ``(x, y, u0, v0)`` (len(vs), len(us)) of the pixel grid ``us`` x ``vs``.
+
+        ``x, y``: undistorted normalised coordinates (rays ``(x, y, 1)``); ``u0, v0``: their
+        re-projection, used as the zero of displacements so undistortion residuals cancel.
+        """
+        key = ("grid", us.tobytes(), vs.tobytes())
+        geo = self._cache.get(key)
+        if geo is None:
             uu, vv = np.meshgrid(us, vs)
             rays = self.undistort_pixels(np.stack([uu.ravel(), vv.ravel()], 1)).reshape(len(vs), len(us), 3)
-            rays.setflags(write=False)
+            u0, v0 = self.project_xyz(rays[..., 0], rays[..., 1], rays[..., 2])
+            geo = tuple(a.astype(np.float32) for a in (rays[..., 0], rays[..., 1], u0, v0))
+            for a in geo:
+                a.setflags(write=False)
             if len(self._cache) > 16:
                 self._cache.clear()
-            self._cache[key] = rays
-        return rays
+            self._cache[key] = geo
+        return geo

@@ -51,8 +51,8 @@ _CHUNK_ELEMENTS = 1 << 21
 def _evaluate(motion: FrameMotion, camera: CameraModel, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
     """Exact MGV channels (6, len(vs), len(us)) float32 at the pixel grid ``us`` x ``vs``.
 
-    Pinhole cameras are evaluated in float32 (coordinates below 1e4 px keep the absolute error
-    below 1e-3 px); distorted ones in float64 (iterated polynomials). The centre sample is the
+    Evaluated in float32 (coordinates below 1e4 px keep the absolute error below 1e-3 px;
+    pinhole ones relative to the principal point). The centre sample is the
     identity and contributes zero displacement, so it is skipped in the centroid sum.
     """
     n = motion.n_samples
@@ -65,8 +65,8 @@ def _evaluate(motion: FrameMotion, camera: CameraModel, us: np.ndarray, vs: np.n
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // (m * w))
     distorted = camera.is_distorted
     if distorted:
-        rays = camera.grid_rays(us, vs)
-        base = camera.project(rays)
+        gx, gy, gu, gv = camera.grid_geometry(us, vs)
+        coef = np.moveaxis(rot, 1, 0).astype(np.float32)  # (m, 1 or h, 3, 3)
     else:
         # pixel coordinates relative to the principal point halve float32 rounding
         Kc = camera.K.copy()
@@ -76,30 +76,26 @@ def _evaluate(motion: FrameMotion, camera: CameraModel, us: np.ndarray, vs: np.n
         u = (us - camera.K[0, 2]).astype(np.float32)[None, None, :]
     for j0 in range(0, h, rows_per_chunk):
         j1 = min(j0 + rows_per_chunk, h)
+        c = coef if coef.shape[1] == 1 else coef[:, j0:j1]
         if distorted:
-            r = rot if rot.shape[0] == 1 else rot[j0:j1]
-            moved = (
-                np.einsum("rnab,rwb->nrwa", r, rays[j0:j1])
-                if r.shape[0] > 1
-                else np.einsum("nab,rwb->nrwa", r[0], rays[j0:j1])
+            x, y = gx[None, j0:j1], gy[None, j0:j1]
+            X, Y, Z = (
+                c[:, :, k, 0, None] * x + c[:, :, k, 1, None] * y + c[:, :, k, 2, None] for k in range(3)
             )
-            disp = camera.project(moved) - base[None, j0:j1]
-            dx, dy = disp[..., 0], disp[..., 1]
-            sum_x, sum_y = dx.sum(axis=0), dy.sum(axis=0)
+            pu, pv = camera.project_xyz(X, Y, Z)
+            dx, dy = pu - gu[None, j0:j1], pv - gv[None, j0:j1]
         else:
-            c = coef if coef.shape[1] == 1 else coef[:, j0:j1]
             v = (vs[j0:j1] - camera.K[1, 2]).astype(np.float32)[None, :, None]
             # row-constant parts first: (m, rows, 1) arrays, then one broadcast op per term
             inv = c[:, :, 2, 0, None] * u + (c[:, :, 2, 1, None] * v + c[:, :, 2, 2, None])
             np.reciprocal(inv, out=inv)
-            x = c[:, :, 0, 0, None] * u + (c[:, :, 0, 1, None] * v + c[:, :, 0, 2, None])
-            x *= inv
-            y = c[:, :, 1, 0, None] * u + (c[:, :, 1, 1, None] * v + c[:, :, 1, 2, None])
-            y *= inv
-            x -= u
-            y -= v
-            dx, dy = x, y
-            sum_x, sum_y = x.sum(axis=0), y.sum(axis=0)
+            dx = c[:, :, 0, 0, None] * u + (c[:, :, 0, 1, None] * v + c[:, :, 0, 2, None])
+            dx *= inv
+            dx -= u
+            dy = c[:, :, 1, 0, None] * u + (c[:, :, 1, 1, None] * v + c[:, :, 1, 2, None])
+            dy *= inv
+            dy -= v
+        sum_x, sum_y = dx.sum(axis=0), dy.sum(axis=0)
         out[0, j0:j1], out[1, j0:j1] = dx[0], dy[0]
         out[2, j0:j1], out[3, j0:j1] = dx[-1], dy[-1]
         out[4, j0:j1], out[5, j0:j1] = sum_x / n, sum_y / n

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +71,7 @@ class FrameMotion:
     times: np.ndarray
     rotations: np.ndarray
     window: ExposureWindow | None = None
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         rows = np.asarray(self.rows, dtype=np.float64).reshape(-1)
@@ -115,9 +116,11 @@ class FrameMotion:
         pos = np.interp(rows, self.rows, np.arange(self.rows.shape[0], dtype=np.float64))
         a = np.minimum(np.floor(pos).astype(int), self.rows.shape[0] - 2)
         alpha = pos - a
-        Ra, Rb = self.rotations[a], self.rotations[a + 1]
-        delta = log_so3(np.swapaxes(Ra, -1, -2) @ Rb)  # (m, n, 3)
-        return Ra @ exp_so3(delta * alpha[:, None, None])
+        deltas = self._cache.get("deltas")
+        if deltas is None:  # rotation vectors between consecutive evaluated rows, (R-1, n, 3)
+            deltas = log_so3(np.swapaxes(self.rotations[:-1], -1, -2) @ self.rotations[1:])
+            self._cache["deltas"] = deltas
+        return self.rotations[a] @ exp_so3(deltas[a] * alpha[:, None, None])
 
 
 def _integration_grid(imu: ImuSamples, t0: float, t1: float) -> np.ndarray:

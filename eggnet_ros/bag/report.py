@@ -51,14 +51,13 @@ def write_crops(result: EvalResult, path: Path) -> bool:
         tiles = [_crop(_to_rgb8(a, result.encoding)) for a in (blurred, deblurred)]
         if sharp is not None:
             tiles.append(_crop(_to_rgb8(sharp, result.encoding)))
-        padded = [np.pad(t, ((24, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles]
+        padded = [np.pad(t, ((40, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles]
         row = np.concatenate(padded, axis=1)
         names = ["blurred", "deblurred", "sharp"][: len(tiles)]
+        cv2.putText(row, label, (6, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
         for i, name in enumerate(names):
-            cv2.putText(row, name, (i * (CROP + 4) + 6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+            cv2.putText(row, name, (i * (CROP + 4) + 6, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
                         cv2.LINE_AA)
-        cv2.putText(row, label, (len(tiles) * (CROP + 4) - 170, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (90, 90, 90), 1, cv2.LINE_AA)
         rows.append(row)
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]

@@ -32,10 +32,11 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     than the obvious ``np.where(..., np.power(...))``.
     """
     x = np.asarray(x, dtype=np.float32)
-    high = np.maximum(x, np.float32(0.04045))
+    high = np.maximum(x, np.float32(0.04045)).reshape(x.shape[0] if x.ndim else 1, -1)
     high += np.float32(0.055)
     high *= np.float32(1.0 / 1.055)
     cv2.pow(high, 2.4, dst=high)
+    high = high.reshape(x.shape)
     low = x <= np.float32(0.04045)
     high[low] = x[low] * np.float32(1.0 / 12.92)
     return high
@@ -44,8 +45,9 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 def linear_to_srgb(y: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 sRGB encode; input is clipped to [0, 1] first (sensor saturation)."""
     y = np.clip(np.asarray(y, dtype=np.float32), 0.0, 1.0)
-    high = np.maximum(y, np.float32(0.0031308))
+    high = np.maximum(y, np.float32(0.0031308)).reshape(y.shape[0] if y.ndim else 1, -1)
     cv2.pow(high, 1.0 / 2.4, dst=high)
+    high = high.reshape(y.shape)
     high *= np.float32(1.055)
     high -= np.float32(0.055)
     low = y <= np.float32(0.0031308)

@@ -147,7 +147,7 @@ class SynthConfig:
     @classmethod
     def train(cls, preset: str = "moderate", mode: Mode = "rgb", **overrides: Any) -> SynthConfig:
         """Training mix: half clean MGVs, half corrupted (the network must learn to distrust them)."""
-        return cls(shake=ShakeConfig.preset(preset), mode=mode, **overrides)
+        return cls(**{"shake": ShakeConfig.preset(preset), "mode": mode, **overrides})
 
     @classmethod
     def eval(
@@ -287,21 +287,13 @@ def sample_scene(rng: np.random.Generator, cfg: SynthConfig, height: int, width:
     readout = sensor_readout * height / sensor_h
     timing = ExposureTiming(exposure_time=exposure, stamp_convention="middle", readout_time=readout)
 
-    min_rate = cfg.imu_rate_range_hz[0] if cfg.imu_rate_range_hz else cfg.gyro_rate_hz
-    pad = max(abs(d) for d in cfg.delay_fractions) * exposure + 3.0 / min_rate + 0.005
+    # Gyro beyond the frame span for delayed / resampled copies. It does not depend on the
+    # corruption settings (unless they are extreme), so all eval conditions share their images.
+    min_rate = min(cfg.imu_rate_range_hz[0], 100.0) if cfg.imu_rate_range_hz else 100.0
+    pad = max(max(abs(d) for d in cfg.delay_fractions), 0.5) * exposure + 3.0 / min_rate + 0.005
     duration = 2 * pad + readout + exposure
     imu = generate_gyro(rng, duration, cfg.gyro_rate_hz, cfg.shake)
     stamp = pad + 0.5 * (readout + exposure)
-    window = exposure_window(stamp, timing, height)
-
-    track = RotationTrack(imu)
-    path, shift = _measure(track, camera, window, stamp)
-    if path > cfg.max_blur_px:
-        scale = 0.98 * cfg.max_blur_px / path
-        imu = ImuSamples(imu.t, imu.omega * scale)
-        track = RotationTrack(imu)
-        path, shift = _measure(track, camera, window, stamp)
-    n_sub = int(np.clip(math.ceil(path) + 1, N_SUB_MIN, N_SUB_MAX)) | 1
     info = dict(
         fov_deg=math.degrees(fov),
         focal_px=f,
@@ -310,25 +302,55 @@ def sample_scene(rng: np.random.Generator, cfg: SynthConfig, height: int, width:
         sensor_readout_s=sensor_readout,
         sensor_size=(sensor_h, sensor_w),
         window_origin=(y0, x0),
-        n_sub=n_sub,
-        path_px=path,
     )
+    return scene_from_motion(camera, timing, stamp, imu, cfg.max_blur_px, info)
+
+
+def scene_from_motion(
+    camera: CameraModel,
+    timing: ExposureTiming,
+    stamp: float,
+    imu: ImuSamples,
+    max_blur_px: float | None = None,
+    info: dict[str, Any] | None = None,
+) -> Scene:
+    """A scene from a given camera, timing and true gyro (camera frame), e.g. a hand-made motion.
+
+    Integrates the gyro, measures the longest streak and the largest source displacement, and
+    derives the margin and the number of sub-exposure samples (about one per pixel of streak,
+    clipped to [N_SUB_MIN, N_SUB_MAX], odd). With ``max_blur_px`` the rates are scaled down so
+    the longest streak does not exceed it.
+    """
+    window = exposure_window(stamp, timing, camera.height)
+    if not imu.covers(window.start, window.end):
+        raise ValueError(
+            f"the gyro [{imu.t[0]}, {imu.t[-1]}] does not cover the exposure [{window.start}, {window.end}]"
+        )
+    track = RotationTrack(imu)
+    path, shift = _measure(track, camera, window, stamp)
+    if max_blur_px is not None and path > max_blur_px:
+        scale = 0.98 * max_blur_px / path
+        imu = ImuSamples(imu.t, imu.omega * scale)
+        track = RotationTrack(imu)
+        path, shift = _measure(track, camera, window, stamp)
+    n_sub = int(np.clip(math.ceil(path) + 1, N_SUB_MIN, N_SUB_MAX)) | 1
+    info = dict(info or {}, n_sub=n_sub, path_px=path)
     return Scene(camera, timing, stamp, imu, track, math.ceil(shift) + 2, n_sub, path, info)
 
 
 # ---- rendering ------------------------------------------------------------------------------------
 
 
-def _row_maps(scene: Scene, frac: float | None) -> np.ndarray:
-    """Per-row (H, 3, 3) maps from output pixels to source pixels.
+def _row_maps(scene: Scene, frac: float) -> np.ndarray:
+    """Per-row (H, 3, 3) maps from output pixels to source pixels at one sub-exposure instant.
 
-    ``frac`` in [0, 1] picks the sub-exposure instant ``row_start + frac * exposure``; ``None``
-    picks the reference instant itself (identity).
+    ``frac`` in [0, 1] picks the instant ``row_start + frac * exposure`` of every row (0.5 = the
+    row's exposure centre, i.e. the target).
     """
     h = scene.camera.height
     window = exposure_window(scene.stamp, scene.timing, h)
     anchors = np.linspace(0.0, h - 1.0, min(h, _RS_ANCHORS))
-    times = window.row_start(anchors) + (frac if frac is not None else 0.5) * window.exposure_time
+    times = window.row_start(anchors) + frac * window.exposure_time
     R = scene.track.relative(scene.stamp, times)  # ref -> t
     K = scene.camera.K
     M = K @ np.swapaxes(R, -1, -2) @ np.linalg.inv(K)  # output pixel at t -> source pixel at ref
@@ -404,7 +426,7 @@ def render_blur(
     else:
         for i in range(n):
             acc += _remap_rows(sharp_linear, _row_maps(scene, (i + 0.5) / n), w, offset).reshape(acc.shape)
-        target = _remap_rows(sharp_linear, _row_maps(scene, None), w, offset).reshape(acc.shape)
+        target = _remap_rows(sharp_linear, _row_maps(scene, 0.5), w, offset).reshape(acc.shape)
     acc *= np.float32(1.0 / n)
     return acc, target
 

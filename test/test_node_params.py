@@ -11,10 +11,10 @@ import yaml
 
 pytest.importorskip("rcl_interfaces")
 
-from rcl_interfaces.msg import ParameterType  # noqa: E402
+from rcl_interfaces.msg import ParameterType
 
-from eggnet_ros.config import NodeConfig  # noqa: E402
-from eggnet_ros.ros.params import BY_NAME, NODE_NAME, PARAMETERS, ParameterError, build_config  # noqa: E402
+from eggnet_ros.config import NodeConfig
+from eggnet_ros.ros.params import BY_NAME, NODE_NAME, PARAMETERS, ParameterError, build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

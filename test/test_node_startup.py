@@ -52,8 +52,8 @@ def test_bad_configurations_exit_nonzero_with_reason(env, tmp_path) -> None:
                            ("fallback", "exposure_time", "rotation_cam_imu")),
     }
     if not torch.cuda.is_available():
-        cases["cuda required"] = (["-p", f"model:={corrupt}", "-p", "device:=cuda", "-p", "require_cuda:=true"],
-                                  "CUDA")
+        cuda_args = ["-p", f"model:={corrupt}", "-p", "device:=cuda", "-p", "require_cuda:=true"]
+        cases["cuda required"] = (cuda_args, "CUDA")
     procs = {name: _start(env, *args) for name, (args, _) in cases.items()}
     for name, proc in procs.items():
         out, _ = proc.communicate(timeout=60)

@@ -1,0 +1,1 @@
+"""Command-line tools (``eggnet-deblur``); each is a thin argparse shell over :mod:`eggnet_ros.core`."""

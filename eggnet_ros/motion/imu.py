@@ -58,8 +58,18 @@ class ImuSamples:
         A rigid mount only rotates the rate vector; the lever arm does not change angular rate.
         """
         R = np.asarray(rotation_cam_imu, dtype=np.float64).reshape(3, 3)
-        if not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
-            raise ValueError("rotation_cam_imu must be a proper rotation matrix")
+        if not np.allclose(R @ R.T, np.eye(3), atol=1e-6):
+            raise ValueError(f"rotation_cam_imu must be orthonormal, got {R.tolist()}")
+        if np.linalg.det(R) < 0:
+            # Angular velocity is a pseudovector: between two right-handed frames the mapping
+            # is always a proper rotation. A reflection here (e.g. a bare axis swap) comes from
+            # a calibration whose rotation convention is the transpose of ours; negating the
+            # whole matrix (ω -> -ω, time reversed) gives the proper rotation it means.
+            raise ValueError(
+                "rotation_cam_imu has determinant -1 (a reflection, e.g. a bare axis swap); "
+                "between right-handed frames it must be a proper rotation: negate one axis or "
+                "the whole matrix, and check the sign against image motion"
+            )
         return ImuSamples(self.t, self.omega @ R.T)
 
     def window(self, t0: float, t1: float, margin: int = 1) -> ImuSamples:

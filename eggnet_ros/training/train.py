@@ -52,7 +52,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     num_workers: int = 1
-    data_preset: str = "train"
+    #: Shake preset of the synthetic data (eggnet_ros.data.ShakeConfig.preset).
+    data_preset: str = "moderate"
+    #: Image sources spec (eggnet_ros.data.image_sources): "builtin" or a folder of your own frames.
+    data_sources: str = "builtin"
     out_dir: str = "runs/eggnet_lite"
     checkpoint_every: int = 250
     checkpoint_every_s: float = 300.0
@@ -201,19 +204,24 @@ def build_model(config: TrainConfig):
 
 def build_loader(config: TrainConfig, start: int, info: DistInfo) -> DataLoader:
     from eggnet_ros.data import SyntheticDeblurDataset
+    from eggnet_ros.data.dataset import worker_init
 
+    # One endless epoch: item i is a pure function of (seed, i), so the stream resumes exactly.
     dataset = SyntheticDeblurDataset(
         split="train",
         patch=config.patch,
         seed=config.seed,
+        length=2**40,
         mode=config.input_mode,
         preset=config.data_preset,
+        sources=config.data_sources,
     )
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
         sampler=StreamSampler(start, info.rank, info.world),
         num_workers=config.num_workers,
+        worker_init_fn=worker_init if config.num_workers > 0 else None,
         persistent_workers=config.num_workers > 0,
         pin_memory=torch.cuda.is_available(),
         drop_last=True,

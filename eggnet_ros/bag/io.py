@@ -239,7 +239,7 @@ def decode_image(msg: Any) -> tuple[np.ndarray, str]:
     if step < row_bytes or data.size < step * (height - 1) + row_bytes:
         raise ImageDecodeError(f"{enc} image {width}x{height}: step {step} / {data.size} bytes is too small")
     rows = np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(step, 1))
-    arr = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))
+    arr = np.array(rows).view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))  # own, writable copy
     shape = (height, width) if channels == 1 else (height, width, channels)
     arr = arr.astype(dtype, copy=False).reshape(shape)
     if channels == 4:

@@ -120,3 +120,20 @@ def test_missing_coverage_and_gaps_raise_motion_error() -> None:
         frame_motion(holey, 0.55, H, _config(max_imu_gap=0.05))
     with pytest.raises(ValueError):
         frame_motion(imu, 0.5, H, _config(n=12))
+
+
+def test_rolling_shutter_row_interpolation_error_within_documented_bound() -> None:
+    t = np.arange(0.0, 1.0, 0.0025)
+    amp, freq = 3.0, 2 * np.pi * 8.0  # 3 rad/s at 8 Hz: peak angular acceleration 151 rad/s^2
+    w = np.column_stack([amp * np.sin(freq * t), amp * np.cos(freq * t + 0.3), 0.5 * np.sin(freq * t)])
+    imu = ImuSamples(t, w)
+    readout, exp, height, n_rows = 0.03, 0.02, 200, 9
+    cfg = _config(exp=exp, readout=readout)
+    full = frame_motion(imu, 0.5, height, cfg, n_rows=height)
+    coarse = frame_motion(imu, 0.5, height, cfg, n_rows=n_rows)
+    rel = np.swapaxes(coarse.rotations_at_rows(full.rows), -1, -2) @ full.rotations
+    err = np.linalg.norm(Rotation.from_matrix(rel.reshape(-1, 3, 3)).as_rotvec(), axis=1).max()
+    dt = readout * (height - 1) / height / (n_rows - 1)
+    max_acc = np.abs(np.diff(w, axis=0) / np.diff(t)[:, None]).max() * np.sqrt(3)
+    bound = dt**2 / 8 * 2 * max_acc
+    assert 0.05 * bound < err <= bound  # the bound is tight enough to be informative

@@ -61,10 +61,10 @@ class ImuSamples:
         if not np.allclose(R @ R.T, np.eye(3), atol=1e-6):
             raise ValueError(f"rotation_cam_imu must be orthonormal, got {R.tolist()}")
         if np.linalg.det(R) < 0:
-            # Angular velocity is a pseudovector: between two right-handed frames the mapping
-            # is always a proper rotation. A reflection here (e.g. a bare axis swap) comes from
-            # a calibration whose rotation convention is the transpose of ours; negating the
-            # whole matrix (ω -> -ω, time reversed) gives the proper rotation it means.
+            # Between two right-handed frames the mapping is always a proper rotation. Published
+            # phone calibrations are often reflections (the SHIELD data's bare x/y swap) because
+            # their authors' rotation sign convention differs from ours; the proper matrix is
+            # then usually the negated one, which the realdata test confirms for the SHIELD.
             raise ValueError(
                 "rotation_cam_imu has determinant -1 (a reflection, e.g. a bare axis swap); "
                 "between right-handed frames it must be a proper rotation: negate one axis or "

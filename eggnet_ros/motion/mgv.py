@@ -183,7 +183,7 @@ def mgv_field(
 
     ``grid_step=None`` picks a coarse grid (step >= 4 px) whose interpolation error bound is
     within ``tolerance_px``, else evaluates exactly; ``grid_step=1`` forces exact evaluation at
-    every pixel, any other value (>= 3) forces that grid. ``out`` (6, H, W) float32
+    every pixel, any other value (>= 4) forces that grid. ``out`` (6, H, W) float32
     C-contiguous may be passed to reuse a buffer. ``motion`` may come from a frame of another
     resolution: rows are matched through their normalised positions.
     """
@@ -192,8 +192,8 @@ def mgv_field(
         out = np.empty((6, H, W), dtype=np.float32)
     elif out.shape != (6, H, W) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {(6, H, W)}")
-    if grid_step is not None and not (grid_step == 1 or grid_step >= 3):
-        raise ValueError("grid_step must be 1 (exact) or >= 3")
+    if grid_step is not None and not (grid_step == 1 or grid_step >= _MIN_STEP):
+        raise ValueError(f"grid_step must be 1 (exact) or >= {_MIN_STEP}")
     if grid_step == 1 or (grid_step is None and min(W, H) < 4 * _MIN_STEP):
         out[...] = _evaluate(motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
         return out
@@ -228,6 +228,6 @@ def blur_extent_px(mgv: np.ndarray, percentile: float = 95.0) -> float:
     mgv = np.asarray(mgv)
     if mgv.ndim != 3 or mgv.shape[0] != 6:
         raise ValueError(f"expected an MGV field of shape (6, H, W), got {mgv.shape}")
-    sub = mgv[:, ::4, ::4].astype(np.float64)
+    sub = mgv[:4, ::4, ::4]
     length = np.hypot(sub[2] - sub[0], sub[3] - sub[1])
     return float(np.percentile(length, percentile))

@@ -153,3 +153,17 @@ def test_bayer_halves_resolution_only_for_packed_modes() -> None:
     assert plan_conversion("bayer_rggb8", "mono").downscale == 2
     assert plan_conversion("bayer_rggb8", "rgb").downscale == 1
     assert plan_conversion("rgb8", "rgb").native and not plan_conversion("mono8", "rgb").native
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "mono16", "bayer_rggb8"])
+def test_out_of_range_model_output_is_clipped_and_rounded(encoding: str) -> None:
+    mode = "bayer" if encoding.startswith("bayer") else "rgb" if encoding == "rgb8" else "mono"
+    conv = plan_conversion(encoding, mode)
+    img = _image(encoding)
+    x = conv.to_model(img)
+    y = x * 3.0 - 1.0  # spans [-1, 2]
+    maxv = 255.0 if img.dtype == np.uint8 else 65535.0
+    expected = np.clip(np.rint((img.astype(np.float64) / maxv * 3.0 - 1.0) * maxv), 0, maxv)
+    got = conv.from_model(y).astype(np.float64)
+    assert np.abs(got - expected).max() <= 1.0  # float32 vs float64 ties may differ by one step
+    assert got.min() == 0 and got.max() == maxv

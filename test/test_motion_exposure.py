@@ -69,3 +69,21 @@ def test_frame_motion_sample_times_follow_window() -> None:
     expected = first + sensor_rows[:, None] * TR / H + np.linspace(0, EXP, 5)[None, :]
     np.testing.assert_allclose(m.times, expected, atol=1e-12)
     np.testing.assert_allclose(m.rotations, np.broadcast_to(np.eye(3), m.rotations.shape), atol=1e-15)
+
+
+def test_offset_and_convention_move_the_motion_window() -> None:
+    t = np.linspace(0, 2, 801)
+    w = np.column_stack([np.sin(7 * t), 2 * np.cos(5 * t), 0.5 * t])  # time-varying: windows differ
+    imu = ImuSamples(t, w)
+
+    def rot(stamp: float, convention: str, offset: float) -> np.ndarray:
+        timing = ExposureTiming(EXP, convention, offset, TR)
+        return frame_motion(imu, stamp, H, MotionConfig(timing=timing), n_rows=4).rotations
+
+    base = rot(1.0, "start", 0.0)
+    # Kalibr offset: t_imu = t_cam + offset, i.e. the same as stamping offset later
+    np.testing.assert_allclose(rot(1.0 - 0.013, "start", 0.013), base, atol=1e-12)
+    # "end" stamps are (readout + exposure) later than "start" stamps of the same frame
+    np.testing.assert_allclose(rot(1.0 + TR + EXP, "end", 0.0), base, atol=1e-12)
+    np.testing.assert_allclose(rot(1.0 + (TR + EXP) / 2, "middle", 0.0), base, atol=1e-12)
+    assert np.abs(rot(1.0, "start", 0.013) - base).max() > 1e-3

@@ -106,7 +106,13 @@ class CameraModel:
 
     @property
     def is_distorted(self) -> bool:
-        """False for "none" and for any model whose coefficients are all zero (pure pinhole)."""
+        """False for "none" and for polynomial models whose coefficients are all zero.
+
+        Equidistant (fisheye) is never a pinhole: with zero coefficients it still maps the ray
+        angle linearly to the image radius (``r = f theta``, not ``f tan theta``).
+        """
+        if self.distortion_model == "equidistant":
+            return True
         return self.distortion_model != "none" and bool(np.any(self.D != 0))
 
     # ---- construction -------------------------------------------------------------------------

@@ -146,3 +146,14 @@ def test_bad_cameras_are_rejected() -> None:
         CameraModel(640, 480, K, "kannala_brandt_8")
     with pytest.raises(ValueError, match="at most"):
         CameraModel(640, 480, K, "equidistant", np.ones(5))
+
+
+def test_camera_pickles_for_worker_processes() -> None:
+    import pickle
+
+    cam = CameraModel(660, 490, K, "rational_polynomial", MODELS["rational_polynomial"])
+    cam.grid_geometry(np.arange(3.0), np.arange(2.0))  # populate the cache
+    back = pickle.loads(pickle.dumps(cam))
+    assert back == cam
+    rays = _rays(5)
+    np.testing.assert_array_equal(back.project(rays), cam.project(rays))

@@ -146,7 +146,8 @@ class CameraModel:
         else:
             K = np.asarray(k, dtype=np.float64).reshape(3, 3).copy()
             D = np.asarray(d, dtype=np.float64).reshape(-1)
-            model = distortion_model if D.size else "none"
+            # an empty D means no distortion, except for a fisheye (see is_distorted)
+            model = distortion_model if D.size or distortion_model in ("equidistant", "fisheye") else "none"
         if not K[0, 0] > 0:
             raise ValueError("camera_info is uncalibrated (K is zero)")
         w, h = int(width), int(height)

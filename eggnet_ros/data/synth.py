@@ -473,24 +473,34 @@ def compute_mgv(
     return mgv_field(motion, camera).astype(np.float32, copy=False)
 
 
-def _observed_mgv(
-    scene: Scene, rng: np.random.Generator, cfg: SynthConfig, mgv_clean: np.ndarray
+def observe_mgv(
+    imu_clean: ImuSamples,
+    stamp: float,
+    timing: ExposureTiming,
+    camera: CameraModel,
+    mgv_clean: np.ndarray,
+    seed: int,
+    cfg: SynthConfig,
 ) -> tuple[np.ndarray, ImuSamples, dict[str, Any]]:
+    """The MGVs the network gets, from the gyro a real, imperfect IMU would report.
+
+    All corruption randomness comes from ``seed`` alone (drawn by :func:`render_pair` after the
+    pixels), so the MGVs of any corruption setting can be recomputed for stored images; this is
+    what lets the fixed test set share one image cache between its evaluation conditions.
+    Returns ``(mgv, observed imu, info)``.
+    """
+    rng = np.random.default_rng(seed)
     if rng.uniform() >= cfg.corrupt_prob:
-        return (
-            mgv_clean,
-            scene.imu_clean,
-            dict(
-                corrupted=False,
-                delay_s=0.0,
-                mgv_noise=0.0,
-                miscal_deg=0.0,
-                imu_rate_hz=cfg.gyro_rate_hz,
-                gyro_noise=0.0,
-            ),
+        info = dict(
+            corrupted=False,
+            delay_s=0.0,
+            mgv_noise=0.0,
+            miscal_deg=0.0,
+            imu_rate_hz=cfg.gyro_rate_hz,
+            gyro_noise=0.0,
         )
-    exposure = scene.timing.exposure_time
-    delay = float(rng.choice(np.asarray(cfg.delay_fractions))) * exposure
+        return mgv_clean, imu_clean, info
+    delay = float(rng.choice(np.asarray(cfg.delay_fractions))) * timing.exposure_time
     if cfg.delay_sign_random and rng.uniform() < 0.5:
         delay = -delay
     rate = rng.uniform(*cfg.imu_rate_range_hz) if cfg.imu_rate_range_hz else None
@@ -500,10 +510,10 @@ def _observed_mgv(
     sigma = float(rng.choice(np.asarray(cfg.mgv_noise_sigmas)))
     exact = rate is None and noise_std == 0 and not np.any(bias) and cfg.miscal_max_deg == 0
     if exact and delay == 0.0:
-        imu, mgv = scene.imu_clean, mgv_clean.copy()
+        imu, mgv = imu_clean, mgv_clean.copy()
     else:
-        imu = corrupt_gyro(scene.imu_clean, rng, rate, noise_std, bias, rotation, delay)
-        mgv = compute_mgv(imu, scene.stamp, scene.timing, scene.camera, cfg.n_mgv_samples)
+        imu = corrupt_gyro(imu_clean, rng, rate, noise_std, bias, rotation, delay)
+        mgv = compute_mgv(imu, stamp, timing, camera, cfg.n_mgv_samples)
     if sigma > 0:
         mgv = mgv + fast_normal(rng, mgv.shape) * np.float32(sigma)
     info = dict(
@@ -572,10 +582,14 @@ def render_pair(
         blurred = quantize(blurred, cfg.quantize_bits)
 
     mgv_clean = compute_mgv(scene.imu_clean, scene.stamp, scene.timing, scene.camera, cfg.n_mgv_samples)
-    mgv, imu, corruption = _observed_mgv(scene, rng, cfg, mgv_clean)
+    mgv_seed = int(rng.integers(0, 2**63 - 1))
+    mgv, imu, corruption = observe_mgv(
+        scene.imu_clean, scene.stamp, scene.timing, scene.camera, mgv_clean, mgv_seed, cfg
+    )
     info = dict(
         scene.info,
         **corruption,
+        mgv_seed=mgv_seed,
         photons=photons,
         read_noise=read,
         n_mgv_samples=cfg.n_mgv_samples,

@@ -37,6 +37,9 @@ from .trajectory import FrameMotion
 
 _LOG = logging.getLogger(__name__)
 
+#: Channel order of :func:`mgv_field` (the contract with the model; meaning in the module
+#: docstring): displacement in px (x right, y down) of each pixel from its row's exposure centre
+#: to the start (pre), to the end (pro), and to the mean of the n sample positions (centroid).
 MGV_CHANNELS: tuple[str, ...] = ("pre_dx", "pre_dy", "pro_dx", "pro_dy", "centroid_dx", "centroid_dy")
 #: Default bound on the interpolation error (px): well below gyro noise and calibration error.
 DEFAULT_TOLERANCE_PX = 0.02

@@ -144,7 +144,15 @@ def _magnus_step(imu: ImuSamples, ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
     """
     h = (tb - ta)[:, None]
     w0, w1 = imu.interpolate(ta), imu.interpolate(tb)
-    return 0.5 * h * (w0 + w1) + (h * h / 12.0) * np.cross(w0, w1)
+    cross = np.stack(
+        [
+            w0[:, 1] * w1[:, 2] - w0[:, 2] * w1[:, 1],
+            w0[:, 2] * w1[:, 0] - w0[:, 0] * w1[:, 2],
+            w0[:, 0] * w1[:, 1] - w0[:, 1] * w1[:, 0],
+        ],
+        axis=1,
+    )  # np.cross costs ~10x more on these small arrays
+    return 0.5 * h * (w0 + w1) + (h * h / 12.0) * cross
 
 
 def orientation_track(imu: ImuSamples, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:

@@ -167,3 +167,26 @@ def test_wrong_time_offset_changes_the_measured_blur(small_synthetic_bag) -> Non
     errors = [abs(f.blur_px - b) for f, b in zip(result.frames, summary.blur_px, strict=True)
               if math.isfinite(f.blur_px)]
     assert max(errors) > 0.2 * max(summary.blur_px)
+
+
+def test_compressed_image_bags_are_evaluated(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    t0 = 1_700_000_000_000_000_000
+    with BagWriter(tmp_path / "bag", storage="mcap") as w:
+        for k in range(120):
+            w.write_imu("/imu", t0 + k * 2_500_000, "imu", (0.5, 0.3, 0.0))
+        for i in range(2):
+            stamp = t0 + (i + 1) * 100_000_000
+            img = cv2.GaussianBlur(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), (3, 3), 1.0)
+            w.write_compressed_image("/camera/image_raw/compressed", stamp, "cam",
+                                     cv2.imencode(".jpg", img)[1].tobytes())
+            w.write_camera_info("/camera/camera_info", stamp, "cam", CameraModel(32, 24, K))
+    processor = DeblurProcessor(ProcessorConfig(device="cpu", min_blur_px=0.0), model=identity_model,
+                                input_mode="rgb")
+    topics = EvalTopics(image="/camera/image_raw/compressed", sharp=None)
+    result = evaluate_bag(tmp_path / "bag", processor, topics,
+                          output_bag=tmp_path / "out", progress=False)
+    assert [f.status for f in result.frames] == ["deblurred", "deblurred"]
+    assert result.encoding == "bgr8"
+    with BagReader(tmp_path / "out") as r:
+        assert r.topics["/camera/image_deblurred"].msgtype == "sensor_msgs/msg/Image"

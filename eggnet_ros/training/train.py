@@ -313,7 +313,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     last_ckpt_time = started
     run_steps = 0
     running = None
-    reported_rate = False
+    reported_rate = 0
     model.train()
     data_iter = iter(loader)
     while state.iteration < config.iterations:
@@ -357,11 +357,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
                     [state.iteration, state.samples_seen, f"{state.elapsed_s:.1f}", f"{running:.6f}", lr]
                 )
                 csv_file.flush()
-            if not reported_rate and (now - started > 60 or run_steps == 200):
+            # Throughput early (step 10 or 30 s) and again at one minute, so a slow setup is visible.
+            first_due = reported_rate == 0 and (run_steps >= 10 or now - started > 30)
+            if first_due or (reported_rate == 1 and now - started > 60):
                 rate = run_steps * config.batch_size * info.world / (now - started)
-                LOGGER.warning("throughput: %.1f samples/s on %s (%d steps)", rate, device, run_steps)
+                LOGGER.warning("throughput: %.2f samples/s on %s (%d steps)", rate, device, run_steps)
                 state.extra["samples_per_s"] = rate
-                reported_rate = True
+                reported_rate += 1
             due = (
                 state.iteration % config.checkpoint_every == 0
                 or now - last_ckpt_time > config.checkpoint_every_s
@@ -415,14 +417,13 @@ def finish(
     export = Path(config.export) if config.export else Path(config.out_dir) / f"{config.name}.safetensors"
     card_extra = {
         "name": config.name,
-        "training": {
-            "data": (
-                "synthetic gyro-image pairs (eggnet_ros.data): built-in CC0 photos + procedural "
-                "dead-leaves images, hand-shake gyro, eq. 20 blur in linear light, "
-                f"preset {config.data_preset!r} with corrupted MGVs (noise, delay, rate, misalignment)"
-            ),
-            **{k: v for k, v in summary.items() if k not in {"metrics"}},
-        },
+        "training_data": (
+            "synthetic gyro-image pairs (eggnet_ros.data): built-in CC0 photos + procedural "
+            "dead-leaves images, hand-shake gyro, eq. 20 blur in linear light, "
+            f"shake preset {config.data_preset!r}, "
+            "half of the MGVs corrupted (noise, delay, rate, misalignment)"
+        ),
+        "training": {k: v for k, v in summary.items() if k != "metrics"},
         "metrics": metrics,
     }
     save_weights(net.to("cpu"), export, card_extra)

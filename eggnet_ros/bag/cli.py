@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 from eggnet_ros.config import ExposureTiming, MotionConfig, ProcessorConfig
@@ -196,6 +197,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"report: {report}")
     print(f"frames {s['frames']}: {s['deblurred']} deblurred, {s['passthrough']} passthrough, "
           f"{s['dropped']} dropped, {s['skipped']} skipped")
+    for note in result.notes:
+        print(f"note: {note}")
+    reasons = Counter(f.reason for f in result.frames if f.status != "deblurred")
+    for reason, count in reasons.most_common(3):
+        print(f"fallback x{count}: {reason}")
     if s["psnr_in"] == s["psnr_in"]:  # not NaN
         print(f"PSNR {s['psnr_in']:.2f} -> {s['psnr_out']:.2f} dB, "
               f"SSIM {s['ssim_in']:.3f} -> {s['ssim_out']:.3f}")

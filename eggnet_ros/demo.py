@@ -185,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from eggnet_ros.core import DeblurProcessor
 
-        processor = DeblurProcessor(dataclasses.replace(cfg, model=str(model)))
+        try:
+            processor = DeblurProcessor(dataclasses.replace(cfg, model=str(model)))
+        except (OSError, ValueError, RuntimeError) as exc:  # missing card, corrupt weights...
+            print(f"demo: cannot load the model {model}: {exc}", file=sys.stderr)
+            return 1
         result = evaluate_bag(bag, processor, output_bag=out / "deblurred_bag", progress=True)
         result.notes.append("offline: frames went through DeblurProcessor directly (no DDS)")
     report = write_report(result, report_dir)

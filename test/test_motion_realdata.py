@@ -95,3 +95,23 @@ def test_blur_extent_matches_readme_and_coverage() -> None:
     for i in (0, 6):  # 0001 and 0007 run past the gyro log
         with pytest.raises(MotionError):
             frame_motion(imu, stamps[i], 1080, config)
+
+
+def test_galaxy_nexus_end_stamp_gives_mild_blur() -> None:
+    folder = SHIELD.parent / "galaxy_nexus"
+    lines = (folder / "giro_data.txt").read_text().splitlines()
+    n, capture = int(lines[0]), int(lines[1]) * 1e-9  # stamp = end of the frame
+    data = np.array([[float(v) for v in line.split()] for line in lines[2 : 2 + n]])
+    imu, report = validate_imu(data[:, 0] * 1e-9, data[:, 1:])
+    assert report.clean
+    # README: quaternion (x, y, z, w) applied after negating gyro z, a reflection overall; its
+    # negative is the proper rotation (the streak extent does not depend on that sign)
+    from scipy.spatial.transform import Rotation
+
+    q = Rotation.from_quat([-0.0470602, 0.698666, 0.71093, -0.0650423]).as_matrix()
+    r_cam_imu = -(q @ np.diag([1.0, 1.0, -1.0]))
+    timing = ExposureTiming(0.04999, "end", -0.005684, 0.03283)
+    config = MotionConfig(timing=timing, rotation_cam_imu=tuple(r_cam_imu.ravel()))
+    camera = CameraModel(2048, 1536, np.array([[2090.0, 0, 1023.5], [0, 2090.0, 767.5], [0, 0, 1]]))
+    blur = blur_extent_px(mgv_field(frame_motion(imu, capture, 1536, config), camera))
+    assert 2.0 < blur < 15.0  # "mild blur, a few pixels" (focal length uncertain by 15 %)

@@ -131,6 +131,11 @@ class BagWriter:
             raise BagError(f"topic {topic} already has type {conn.msgtype}, cannot write {msgtype}")
         return conn
 
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Register a topic now. Registration builds the type's definition (tens of ms): a recorder
+        does it before subscribing, so the first messages are not lost while it runs."""
+        self._connection(topic, msgtype)
+
     def write_raw(self, topic: str, msgtype: str, log_time_ns: int, data: bytes | memoryview) -> None:
         """Write an already CDR-serialised message (copying bags, recording from DDS)."""
         self._writer.write(self._connection(topic, msgtype), int(log_time_ns), data)

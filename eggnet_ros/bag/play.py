@@ -40,7 +40,8 @@ class PlayOptions:
     #: Before the first message, wait up to this long (s) for each topic to have a subscriber
     #: (DDS discovery takes ~0.1-1 s; messages published before a match are lost).
     wait_for_subscribers: float = 0.0
-    qos_depth: int = 100
+    #: Publisher queue depth; None = :func:`default_depth` per type.
+    qos_depth: int | None = None
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -69,6 +70,15 @@ def message_class(msgtype: str) -> Any:
         return getattr(module, name)
     except AttributeError:
         raise ImportError(f"{pkg}.{kind} has no message {name}") from None
+
+
+def default_depth(msgtype: str) -> int:
+    """Queue depth for a type: ~1 s of a 1 kHz IMU for small messages, a few for images.
+
+    A shallow keep-last queue silently loses samples while the other side is busy (e.g. writing a
+    large image); a deep one of megabyte images would hold gigabytes.
+    """
+    return 30 if msgtype.endswith(("/Image", "/CompressedImage", "/PointCloud2")) else 1000
 
 
 def _sleep_until(target: float, stop: threading.Event | None) -> bool:
@@ -111,7 +121,7 @@ def play_bag(path: str | Path, options: PlayOptions | None = None, node: Any = N
                     _LOG.warning("not playing %s: %s", info.topic, exc)
                     continue
                 out_topic = opts.remap.get(info.topic, opts.remap.get(info.topic.lstrip("/"), info.topic))
-                qos = QoSProfile(depth=opts.qos_depth)
+                qos = QoSProfile(depth=opts.qos_depth or default_depth(info.msgtype))
                 publishers[info.topic] = node.create_publisher(cls, out_topic, qos)
             if not publishers:
                 raise ValueError(f"nothing to play in {path}: topics {list(reader.topics)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eggnet_ros.bag.io import BagWriter, Storage
-from eggnet_ros.bag.play import message_class
+from eggnet_ros.bag.play import default_depth, message_class
 
 _LOG = logging.getLogger(__name__)
 
@@ -63,12 +63,12 @@ def _discover(node: Any, topics: list[str], timeout: float, stop: threading.Even
         time.sleep(0.05)
 
 
-def _qos_for(node: Any, topic: str) -> Any:
+def _qos_for(node: Any, topic: str, msgtype: str) -> Any:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     infos = node.get_publishers_info_by_topic(topic)
     best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
-    return QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
+    return QoSProfile(depth=default_depth(msgtype), reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
                       else ReliabilityPolicy.RELIABLE)
 
 
@@ -114,8 +114,10 @@ def record_bag(path: str | Path, options: RecordOptions, node: Any = None,
                 return on_message
 
             for topic, msgtype in found.items():
+                writer.add_topic(topic, msgtype)
+            for topic, msgtype in found.items():
                 node.create_subscription(message_class(msgtype), topic, callback_for(topic, msgtype),
-                                         _qos_for(node, topic), raw=True)
+                                         _qos_for(node, topic, msgtype), raw=True)
             if ready is not None:
                 ready.set()
             while not _done(options, stats, t0, last, stop):

@@ -13,6 +13,16 @@ import torch
 from eggnet_ros.model import EggNet, EggNetConfig, WeightsError, load_model, read_card, save_weights
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: extra threads only add contention on the shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
 def _net(variant: str = "eggnet", mode: str = "rgb") -> EggNet:
     torch.manual_seed(0)
     return EggNet(EggNetConfig.paper(variant=variant, input_mode=mode, width=4))

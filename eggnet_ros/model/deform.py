@@ -218,6 +218,11 @@ def deform_conv2d_pytorch(
     with torch.autocast(x.device.type, enabled=False):
         grid = _sampling_grid(offset, (hi, wi), (kh, kw), stride, padding, dilation)
         xs = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        if xs.device.type == "cpu" and cin >= 32:
+            # Measured (bench/model.py, 1 thread): PyTorch's CPU grid_sample reads a channels-last
+            # input 10-25 % faster at 64-256 channels (forward and backward); the copy is 1/9 of
+            # the im2col output it feeds, and the output stays NCHW so the GEMM view is free.
+            xs = xs.contiguous(memory_format=torch.channels_last)
         if xs.dtype != grid.dtype:  # grid_sample needs one dtype; the wider one wins
             wide = torch.promote_types(xs.dtype, grid.dtype)
             xs, grid = xs.to(wide), grid.to(wide)

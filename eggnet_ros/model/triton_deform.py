@@ -18,8 +18,10 @@ Only the forward pass runs in Triton. Training goes through :class:`_TritonDefor
 backward recomputes the layer with the pure-PyTorch backend and differentiates that: training
 speed is not the goal of this backend, deployment latency is.
 
-Runs on CUDA tensors, or on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``, set
-before triton is imported), which is how the tests check it on machines without a GPU.
+Runs on CUDA tensors, or on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``),
+which is how the tests check it on machines without a GPU. The kernel is jitted lazily and uses
+only builtins (no ``tl.zeros``, which Triton itself jits at import), so the variable may be set
+after triton was imported.
 Uses only Triton APIs present in 3.6 (``tl.dot`` with ``input_precision``, masked ``tl.load``,
 ``tl.static_range``, constexpr block sizes).
 """
@@ -66,7 +68,7 @@ def availability() -> tuple[bool, str]:
     """Whether the backend can run here, and why not if it cannot.
 
     Importable triton is not enough: compiled kernels need a CUDA device, and CPU tensors need the
-    interpreter, which must be enabled before triton is imported.
+    interpreter (``TRITON_INTERPRET=1``, read at each call).
     """
     if triton is None:
         return False, f"triton is not importable ({_IMPORT_ERROR})"
@@ -234,7 +236,7 @@ def _next_pow2(v: int) -> int:
     return 1 << max(0, (int(v) - 1).bit_length())
 
 
-def block_sizes(c_in: int, c_out: int, hw: int) -> dict[str, int]:
+def block_sizes(c_in: int, c_out: int, hw: int, interpreter: bool = False) -> dict[str, int]:
     """Tile sizes for a layer: every dim >= 16 (``tl.dot``'s minimum), masks cover the padding.
 
     The output-channel block covers up to 128 channels so that the bilinear samples of a pixel tile
@@ -244,6 +246,8 @@ def block_sizes(c_in: int, c_out: int, hw: int) -> dict[str, int]:
     block_co = min(128, max(16, _next_pow2(c_out)))
     block_c = min(32, max(16, _next_pow2(c_in)))
     block_p = 64 if block_co >= 128 else 128
+    if interpreter:  # the interpreter's cost is per operation, not per element: fewer programs
+        block_p = 256
     block_p = min(block_p, max(16, _next_pow2(hw)))
     return {"BLOCK_P": block_p, "BLOCK_C": block_c, "BLOCK_CO": block_co}
 
@@ -261,10 +265,13 @@ def _alloc_out(x: Tensor, c_out: int) -> Tensor:
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
-    """fp32 follows torch's matmul TF32 switch (off by default), so fp32 matches torchvision."""
-    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:
-        return "tf32"
-    return "ieee"
+    """fp32 follows torch's matmul TF32 switch (off by default), so fp32 matches torchvision.
+
+    For 16-bit operands the value is Triton's default ("tf32"), which only concerns fp32 dots.
+    """
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"
 
 
 def _launch(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor | None) -> Tensor:
@@ -278,7 +285,7 @@ def _launch(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask
     w_t = weight.permute(2, 3, 1, 0).reshape(9, c_in, c_out).contiguous()
     b = bias.contiguous() if bias is not None else w_t  # dummy pointer when HAS_BIAS is False
     m = mask if mask is not None else offset  # dummy pointer when HAS_MASK is False
-    blocks = block_sizes(c_in, c_out, h * w)
+    blocks = block_sizes(c_in, c_out, h * w, interpreter=x.device.type == "cpu")
     grid = (triton.cdiv(h * w, blocks["BLOCK_P"]), n, triton.cdiv(c_out, blocks["BLOCK_CO"]))
     _kernel()[grid](
         x,
@@ -484,7 +491,6 @@ def _probe(device_type: str) -> bool:
 
 #: "auto" ranks triton above torchvision (10) on CUDA; never auto on CPU (interpreter is slow).
 AUTO_PRIORITY = {"cuda": 20}
-
 
 
 def register() -> None:

@@ -64,6 +64,19 @@ def node_parameters(capture: Capture, exposure_topic: str | None = None) -> dict
     return {NODE_NAME: {"ros__parameters": params}}
 
 
+def eval_command(capture: Capture, bag: str | Path, topics: ImportTopics | None = None) -> str:
+    """The ``eggnet-bag eval`` command line that replays ``bag`` with this capture's calibration."""
+    topics = topics or ImportTopics()
+    p = node_parameters(capture)[NODE_NAME]["ros__parameters"]
+    rot = " ".join(f"{v:.9g}" for v in p["rotation_cam_imu"])
+    return (
+        f"eggnet-bag eval {bag} --image-topic /{topics.image} --camera-info-topic /{topics.camera_info} "
+        f"--imu-topic /{topics.imu} --sharp-topic '' --exposure-time {p['exposure_time']:.9g} "
+        f"--stamp-convention {p['stamp_convention']} --time-offset {p['time_offset']:.9g} "
+        f"--readout-time {p['readout_time']:.9g} --rotation-cam-imu {rot}"
+    )
+
+
 def params_path_for(bag: str | Path) -> Path:
     bag = Path(bag)
     return bag.with_name(bag.name + ".params.yaml")
@@ -112,6 +125,7 @@ def import_capture(
         f"# Node parameters for replaying {Path(out).name} (written by eggnet-capture import from\n"
         f"# {Path(folder).resolve()}):\n"
         f"#   ros2 run eggnet_ros eggnet_deblur_node --ros-args --params-file {path.name}\n"
+        f"# Offline, through the same core:\n#   {eval_command(capture, out, topics)}\n"
     )
     path.write_text(header + yaml.safe_dump(params, sort_keys=False, default_flow_style=None))
     _LOG.info("wrote %s (%d frames at %dx%d, %d gyro samples) and %s", out, len(capture),

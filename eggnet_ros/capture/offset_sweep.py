@@ -255,6 +255,11 @@ def plot_curve(
     s = result.scores
     ok = np.isfinite(s)
     lo_s, hi_s = float(np.nanmin(s)), float(np.nanmax(s))
+    # never zoom in below a few noise tolerances: a flat curve must look flat
+    min_span = 4.0 * result.abs_tol
+    if hi_s - lo_s < min_span:
+        mid = 0.5 * (lo_s + hi_s)
+        lo_s, hi_s = mid - 0.5 * min_span, mid + 0.5 * min_span
     pad = 0.05 * max(hi_s - lo_s, 1e-6)
     lo_s, hi_s = lo_s - pad, hi_s + pad
 

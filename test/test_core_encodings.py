@@ -167,3 +167,19 @@ def test_out_of_range_model_output_is_clipped_and_rounded(encoding: str) -> None
     got = conv.from_model(y).astype(np.float64)
     assert np.abs(got - expected).max() <= 1.0  # float32 vs float64 ties may differ by one step
     assert got.min() == 0 and got.max() == maxv
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "mono16", "bayer_gbrg16"])
+def test_gpu_and_cpu_conversion_paths_agree(encoding: str) -> None:
+    # The torch path (used on CUDA) run on CPU tensors must equal the numpy/OpenCV CPU path.
+    from eggnet_ros.core import encodings as enc
+
+    info = encoding_info(encoding)
+    img = _image(encoding)
+    hwc = img.ndim == 3
+    a = enc._chw_float_numpy(img, info.max_value, hwc, info.kind == "bgr")
+    b = enc._chw_float_torch(img, info.max_value, "cpu", hwc, info.kind == "bgr")
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+    y = a * 1.3 - 0.1
+    for pa, pb in zip(enc._planes_opencv(y, info), enc._planes_torch(y, info), strict=True):
+        assert np.abs(pa.astype(int) - pb.astype(int)).max() <= 1 and pa.dtype == pb.dtype == info.dtype

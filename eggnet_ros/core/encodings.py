@@ -160,26 +160,16 @@ class Conversion:
         """Camera array -> (N, C, h, w) float32 tensor in [0, 1] on ``device``."""
         info, mode = self.encoding, self.input_mode
         check_image(image, info)
-        if info.kind == "bayer":
-            # rgb: (H, W, 3) demosaiced; bayer or mono: (4, h, w) packed planes
-            arr = demosaic(image, info.pattern) if mode == "rgb" else pack_bayer(image, info.pattern)
+        if info.kind == "bayer" and mode != "rgb":
+            chw = _to_chw_float(pack_bayer(image, info.pattern), info.max_value, device, hwc=False)
         else:
-            arr = image
-        t = _to_float(arr, info.max_value, device)
-        if info.kind == "bayer":
-            if mode == "rgb":
-                return t.permute(2, 0, 1).unsqueeze(0)
-            if mode == "bayer":
-                return t.unsqueeze(0)  # (1, 4, h, w)
-            return t.unsqueeze(1)  # mono: (4, 1, h, w)
-        if info.kind == "mono":
-            t = t.unsqueeze(0).unsqueeze(0)  # (1, 1, H, W)
-            return t.expand(1, 3, *t.shape[2:]) if mode == "rgb" else t
-        # rgb / bgr camera
-        t = t.permute(2, 0, 1)
-        if info.kind == "bgr":
-            t = t.flip(0)
-        return t.unsqueeze(0) if mode == "rgb" else t.unsqueeze(1)  # mono model: (3, 1, H, W)
+            arr = demosaic(image, info.pattern) if info.kind == "bayer" else image
+            chw = _to_chw_float(arr, info.max_value, device, hwc=arr.ndim == 3, reverse=info.kind == "bgr")
+        if mode == "mono":
+            return chw.unsqueeze(1)  # each channel / Bayer plane is one batch item: (C, 1, h, w)
+        if mode == "rgb" and chw.shape[0] == 1:
+            return chw.expand(3, *chw.shape[1:]).unsqueeze(0)  # mono camera: replicate
+        return chw.unsqueeze(0)
 
     # -- out ---------------------------------------------------------------------------------
     def from_model(self, out: torch.Tensor) -> np.ndarray:
@@ -202,23 +192,57 @@ class Conversion:
         return _to_image(chw, info)
 
 
-def _to_float(arr: np.ndarray, max_value: float, device: torch.device | str) -> torch.Tensor:
+def _to_chw_float(arr: np.ndarray, max_value: float, device: torch.device | str, hwc: bool,
+                  reverse: bool = False) -> torch.Tensor:
+    """(H, W), (H, W, C) if ``hwc`` or (C, H, W) integers -> contiguous (C, H, W) float32 in [0, 1].
+
+    ``reverse`` flips the channel order (BGR -> RGB).
+    """
     if torch.device(device).type == "cpu":
-        # numpy's single-threaded cast beats torch's threaded one on small, busy CPUs.
-        f = arr.astype(np.float32)
-        np.multiply(f, np.float32(1.0 / max_value), out=f)
-        return torch.from_numpy(f)
-    # Upload the integer array (1/4 of the float bytes) and normalise on the device.
-    t = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
-    return t.to(torch.float32).mul_(1.0 / max_value)
+        return _chw_float_numpy(arr, max_value, hwc, reverse)
+    return _chw_float_torch(arr, max_value, device, hwc, reverse)
+
+
+def _chw_float_numpy(arr: np.ndarray, max_value: float, hwc: bool, reverse: bool) -> torch.Tensor:
+    # De-interleave with OpenCV and scale with numpy, single-threaded: on a small, busy CPU this
+    # beats torch's threaded cast + permute several times over.
+    planes = cv2.split(arr) if hwc else [arr] if arr.ndim == 2 else list(arr)
+    if reverse:
+        planes = planes[::-1]
+    out = np.empty((len(planes), *planes[0].shape), np.float32)
+    for i, p in enumerate(planes):
+        np.multiply(p, np.float32(1.0 / max_value), out=out[i])
+    return torch.from_numpy(out)
+
+
+def _chw_float_torch(arr: np.ndarray, max_value: float, device: torch.device | str, hwc: bool,
+                     reverse: bool) -> torch.Tensor:
+    # GPU: upload the integers (1/4 of the float bytes), then lay out and scale on the device.
+    if arr.dtype == np.uint16:  # CUDA kernels barely support uint16: ship int16 bits, unwrap there
+        t = torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).to(device).to(torch.int32) & 0xFFFF
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
+    t = t.permute(2, 0, 1) if hwc else t.unsqueeze(0) if t.ndim == 2 else t
+    if reverse:
+        t = t.flip(0)
+    return t.to(torch.float32).mul_(1.0 / max_value).contiguous()
 
 
 def _to_planes(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
     """(C, h, w) float in [0, 1] -> C (h, w) arrays of the encoding's dtype (rounded, clipped)."""
-    if chw.device.type != "cpu":  # quantise on the GPU: a quarter of the bytes to download
-        t = chw.mul(info.max_value).round_().clamp_(0.0, info.max_value)
-        t = t.to(torch.uint8 if info.dtype == np.uint8 else torch.int32).cpu().numpy()
-        return list(t.astype(info.dtype, copy=False))
+    if chw.device.type != "cpu":
+        return _planes_torch(chw, info)
+    return _planes_opencv(chw, info)
+
+
+def _planes_torch(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
+    # Quantise on the GPU: a quarter of the bytes to download.
+    t = chw.mul(info.max_value).round_().clamp_(0.0, info.max_value)
+    t = t.to(torch.uint8 if info.dtype == np.uint8 else torch.int32).cpu().numpy()
+    return list(t.astype(info.dtype, copy=False))
+
+
+def _planes_opencv(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
     arr = np.ascontiguousarray(chw.numpy())
     if info.dtype == np.uint8:
         # OpenCV's saturating cast (after clipping negatives) is ~10x faster than numpy here.

@@ -46,6 +46,7 @@ from eggnet_ros.core import (
     PendingFrame,
     PushOutcome,
 )
+from eggnet_ros.model import WeightsError
 from eggnet_ros.ros.convert import (
     array_to_image,
     camera_info_to_model,
@@ -66,16 +67,15 @@ class DeblurNode(Node):
     """The deblurring node. Raises at construction for bad parameters, a missing/corrupt model or
     unavailable required CUDA (``main`` turns these into a fatal log line and exit code 1)."""
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, *, processor: DeblurProcessor | None = None,
+                 **kwargs: Any) -> None:
+        """``processor``: an already built one (benchmarks, embedding); by default it is built from
+        the parameters. ``kwargs`` go to :class:`rclpy.node.Node` (context, namespace, overrides)."""
         super().__init__(node_name, **kwargs)
         self.config = self._declare_parameters()
         cfg = self.config
         try:
-            from eggnet_ros.model import WeightsError
-        except ImportError:  # pragma: no cover - the model package ships with the node
-            WeightsError = ValueError
-        try:
-            self.processor = DeblurProcessor(cfg.processor)
+            self.processor = processor or DeblurProcessor(cfg.processor)
         except (ModelNotFoundError, WeightsError, CudaUnavailableError) as exc:
             raise StartupError(str(exc)) from exc
         self.stats = NodeStats()

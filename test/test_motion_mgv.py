@@ -226,3 +226,19 @@ def test_blur_extent_is_robust_streak_length() -> None:
     assert blur_extent_px(mgv) == pytest.approx(3.0)
     with pytest.raises(ValueError):
         blur_extent_px(np.zeros((2, 4, 4)))
+
+
+def test_pinhole_bound_is_rigorous_and_not_vacuous() -> None:
+    from eggnet_ros.motion import pinhole_error_coefficient
+
+    rng = np.random.default_rng(7)
+    cam = CameraModel(300, 200, np.array([[260.0, 0, 140.3], [0, 255.0, 104.9], [0, 0, 1]]))
+    for _ in range(4):
+        w = rng.normal(scale=4.0, size=3)  # strong, with roll: up to ~0.1 rad over the exposure
+        m = _motion(_imu(lambda t, w=w: w + 5 * np.sin(20 * t)), 200, exp=0.04, n=9)
+        exact = mgv_field(m, cam, grid_step=1)
+        coef = pinhole_error_coefficient(m, cam)
+        for step in (8, 16, 25):
+            err = np.abs(mgv_field(m, cam, grid_step=step) - exact).max()
+            assert err <= coef * step**2 + 1e-4
+            assert err >= 0.1 * coef * step**2  # tight within a factor of 10 (measured ~2.5)

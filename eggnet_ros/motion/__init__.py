@@ -13,7 +13,14 @@ from .errors import MotionError
 from .exposure import ExposureWindow, exposure_window
 from .imu import ImuReport, ImuSamples, validate_imu
 from .io import read_imu_csv, write_imu_csv
-from .mgv import DEFAULT_TOLERANCE_PX, MGV_CHANNELS, blur_extent_px, error_bound, mgv_field
+from .mgv import (
+    DEFAULT_TOLERANCE_PX,
+    MGV_CHANNELS,
+    blur_extent_px,
+    error_bound,
+    mgv_field,
+    pinhole_error_coefficient,
+)
 from .so3 import exp_so3, log_so3, skew
 from .trajectory import FrameMotion, frame_motion, orientation_track
 
@@ -35,6 +42,7 @@ __all__ = [
     "log_so3",
     "mgv_field",
     "orientation_track",
+    "pinhole_error_coefficient",
     "read_imu_csv",
     "skew",
     "validate_imu",

@@ -10,6 +10,7 @@ import torch
 
 from eggnet_ros.config import MotionConfig
 from eggnet_ros.data import SyntheticDeblurDataset, fixed_test_set
+from eggnet_ros.data.dataset import worker_init
 from eggnet_ros.data.synth import SynthConfig
 from eggnet_ros.data.testset import load_pair, save_pair
 from eggnet_ros.motion import frame_motion, mgv_field
@@ -55,6 +56,15 @@ def test_items_are_seeded_by_index_epoch_and_split() -> None:
     assert not torch.equal(first, test[2]["blurred"])
     with pytest.raises(IndexError):
         ds.pair(3)
+
+
+def test_worker_processes_give_the_same_items() -> None:
+    """Items depend only on (seed, split, epoch, index), not on the worker that makes them."""
+    ds = SyntheticDeblurDataset(patch=16, length=4, seed=9)
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2, worker_init_fn=worker_init)
+    for index, batch in enumerate(loader):
+        assert torch.equal(batch["blurred"][0], ds[index]["blurred"])
+        assert torch.equal(batch["mgv"][0], ds[index]["mgv"])
 
 
 def _digest(pairs) -> str:

@@ -72,20 +72,36 @@ def dead_leaves(
     angles = rng.uniform(0, 180.0, size=n_shapes)
     aspects = rng.uniform(0.3, 1.0, size=n_shapes)
     tri_jitter = rng.uniform(-0.4, 0.4, size=(n_shapes, 3))
+    # polygon vertices for all shapes at once (the drawing loop only calls OpenCV)
+    theta = np.deg2rad(angles)[:, None]
+    box_local = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+    bx = box_local[None, :, 0] * radii[:, None]
+    by = box_local[None, :, 1] * (radii * aspects)[:, None]
+    cos, sin = np.cos(theta), np.sin(theta)
+    boxes = np.stack([centres[:, :1] + bx * cos - by * sin, centres[:, 1:] + bx * sin + by * cos], -1)
+    tri_angles = theta + np.array([0.0, 2.1, 4.2])[None, :] + tri_jitter
+    tris = np.stack(
+        [
+            centres[:, :1] + radii[:, None] * np.cos(tri_angles),
+            centres[:, 1:] + radii[:, None] * np.sin(tri_angles),
+        ],
+        -1,
+    )
+    boxes = np.round(boxes).astype(np.int32)
+    tris = np.round(tris).astype(np.int32)
+    disk_centres = centres.astype(np.int32)
+    disk_radii = np.maximum(radii.astype(np.int32), 1)
     labels = np.zeros((h, w), dtype=np.uint16)  # label 0 = background
     for i in range(n_shapes):
         label = i + 1
-        cx, cy = centres[i]
-        r = radii[i]
         if kinds[i] == 0:
-            cv2.circle(labels, (int(cx), int(cy)), max(int(r), 1), label, -1)
+            cv2.circle(
+                labels, (int(disk_centres[i, 0]), int(disk_centres[i, 1])), int(disk_radii[i]), label, -1
+            )
         elif kinds[i] == 1:
-            box = cv2.boxPoints(((float(cx), float(cy)), (2 * r, 2 * r * aspects[i]), float(angles[i])))
-            cv2.fillConvexPoly(labels, box.astype(np.int32), label)
+            cv2.fillConvexPoly(labels, boxes[i], label)
         else:
-            a = np.deg2rad(angles[i]) + np.array([0.0, 2.1, 4.2]) + tri_jitter[i]
-            tri = np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], -1)
-            cv2.fillConvexPoly(labels, tri.astype(np.int32), label)
+            cv2.fillConvexPoly(labels, tris[i], label)
 
     # per-label parameters: colour, linear gradient (gx, gy, offset), texture layer and amplitude
     n = n_shapes + 1

@@ -341,22 +341,25 @@ def scene_from_motion(
 # ---- rendering ------------------------------------------------------------------------------------
 
 
-def _row_maps(scene: Scene, frac: float) -> np.ndarray:
-    """Per-row (H, 3, 3) maps from output pixels to source pixels at one sub-exposure instant.
+def _row_maps(scene: Scene, fracs: np.ndarray) -> np.ndarray:
+    """Per-row maps (len(fracs), H, 3, 3) from output pixels to source pixels.
 
-    ``frac`` in [0, 1] picks the instant ``row_start + frac * exposure`` of every row (0.5 = the
-    row's exposure centre, i.e. the target).
+    ``fracs`` in [0, 1] pick the instants ``row_start + frac * exposure`` of every row (0.5 = the
+    row's exposure centre, i.e. the target). Rotations are computed at ``_RS_ANCHORS`` rows in
+    one batch and the maps interpolated linearly in between.
     """
     h = scene.camera.height
     window = exposure_window(scene.stamp, scene.timing, h)
     anchors = np.linspace(0.0, h - 1.0, min(h, _RS_ANCHORS))
-    times = window.row_start(anchors) + frac * window.exposure_time
-    R = scene.track.relative(scene.stamp, times)  # ref -> t
+    times = window.row_start(anchors)[None, :] + np.asarray(fracs)[:, None] * window.exposure_time
+    R = scene.track.relative(scene.stamp, times)  # ref -> t, (F, A, 3, 3)
     K = scene.camera.K
     M = K @ np.swapaxes(R, -1, -2) @ np.linalg.inv(K)  # output pixel at t -> source pixel at ref
-    rows = np.arange(h, dtype=np.float64)
-    flat = M.reshape(len(anchors), 9)
-    return np.stack([np.interp(rows, anchors, flat[:, k]) for k in range(9)], -1).reshape(h, 3, 3)
+    pos = np.arange(h, dtype=np.float64) * (len(anchors) - 1) / max(h - 1, 1)
+    lo = np.minimum(pos.astype(int), len(anchors) - 2) if len(anchors) > 1 else np.zeros(h, int)
+    w = (pos - lo)[None, :, None, None]
+    hi = np.minimum(lo + 1, len(anchors) - 1)
+    return M[:, lo] * (1.0 - w) + M[:, hi] * w
 
 
 def _remap_rows(src: np.ndarray, maps: np.ndarray, width: int, offset: tuple[int, int]) -> np.ndarray:
@@ -424,9 +427,10 @@ def render_blur(
         oy, ox = offset
         target = sharp_linear[oy : oy + h, ox : ox + w].copy()
     else:
+        maps = _row_maps(scene, np.append((np.arange(n) + 0.5) / n, 0.5))
         for i in range(n):
-            acc += _remap_rows(sharp_linear, _row_maps(scene, (i + 0.5) / n), w, offset).reshape(acc.shape)
-        target = _remap_rows(sharp_linear, _row_maps(scene, 0.5), w, offset).reshape(acc.shape)
+            acc += _remap_rows(sharp_linear, maps[i], w, offset).reshape(acc.shape)
+        target = _remap_rows(sharp_linear, maps[n], w, offset).reshape(acc.shape)
     acc *= np.float32(1.0 / n)
     return acc, target
 

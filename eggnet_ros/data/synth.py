@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cv2
@@ -210,7 +210,10 @@ class BlurPair:
     the network gets: ``mgv_field(frame_motion(imu, stamp, H, MotionConfig(timing,
     n_samples=info["n_mgv_samples"])), camera)`` plus ``info["mgv_noise"]`` px of noise;
     ``mgv_clean`` is the same from ``imu_clean``. ``imu`` is the observed (possibly corrupted)
-    gyro, already in the camera frame.
+    gyro, already in the camera frame (a misalignment is baked into its rates, a delay into its
+    stamps). ``observe_mgv(imu_clean, stamp, timing, camera, mgv_clean, info["mgv_seed"], cfg)``
+    reproduces ``mgv`` and ``imu`` for any corruption setting ``cfg``. ``info`` records every
+    random choice (field of view, exposure, readout, noise level, delay, ...).
     """
 
     blurred: np.ndarray
@@ -639,11 +642,6 @@ def synthesize_pair(
         sharp = cv2.copyMakeBorder(sharp, short, short, short, short, cv2.BORDER_REFLECT_101)
         offset = (offset[0] + short, offset[1] + short)
     return render_pair(scene, sharp, rng, cfg, offset)
-
-
-def with_mode(cfg: SynthConfig, mode: Mode) -> SynthConfig:
-    """The same configuration for another output mode."""
-    return replace(cfg, mode=mode)
 
 
 def generate_pair(

@@ -125,3 +125,13 @@ def test_galaxy_row_window_matches_the_source_formula(galaxy):
     for r in (0, 768, 1535):
         assert sync.motion.times[r, 0] == pytest.approx(t_cap - t_exp - tr + off + r * tr / h, abs=1e-9)
         assert sync.motion.times[r, -1] == pytest.approx(t_cap - tr + off + r * tr / h, abs=1e-9)
+
+
+def test_auto_scale_brings_the_shield_blur_into_the_training_range(shield, galaxy):
+    from eggnet_ros.capture.batch import TRAINING_BLUR_PX, auto_scale
+
+    scale, blur = auto_scale(shield, target_blur_px=20.0)
+    assert 80 < blur < 160  # "about 100 px at full resolution" (95th percentile over the grid)
+    assert scale * blur == pytest.approx(20.0) and scale * blur <= TRAINING_BLUR_PX[1]
+    g_scale, g_blur = auto_scale(galaxy, target_blur_px=20.0)
+    assert g_scale == 1.0 and g_blur < 20.0  # "mild blur, a few pixels"

@@ -120,7 +120,9 @@ def run_live(bag: Path, recorded: Path, model: Path, timing: ExposureTiming, n_f
         if received == 0:
             raise DdsUnavailableError(f"the node published nothing on {OUTPUT} within {timeout:.0f} s "
                                  f"(played {played.published})")
-        return {"domain": domain, "played": played.published, "received": received, "node": node_stats}
+        reasons = dict(node.stats.reasons.most_common(5))
+        return {"domain": domain, "played": played.published, "received": received, "node": node_stats,
+                "reasons": reasons}
     except DdsUnavailableError:
         raise
     except Exception as exc:  # any DDS/node start failure -> offline path, with the reason printed
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    parser.add_argument("--rate", type=float, default=0.5, help="playback speed factor")
+    parser.add_argument("--rate", type=float, default=0.25, help="playback speed factor (slow: see README)")
     parser.add_argument("--offline", action="store_true", help="skip DDS: run the processing core directly")
     parser.add_argument("--timeout", type=float, default=240.0, help="longest wait for the node's output (s)")
     args = parser.parse_args(argv)
@@ -182,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     if mode == "dds":
         result = evaluate_bag(bag, SimpleNamespace(config=cfg), recorded=recorded, progress=False)
         result.notes.append(f"live node over DDS (domain {live['domain']}); output recorded in {recorded}")
+        counts = {k: v for k, v in live["node"].items() if isinstance(v, int) and v}
+        result.notes.append(f"node counters: {counts}")
+        for reason, n in live["reasons"].items():
+            result.notes.append(f"node fallback x{n}: {reason}")
     else:
         from eggnet_ros.core import DeblurProcessor
 

@@ -156,15 +156,29 @@ class Conversion:
         return kind == self.input_mode
 
     # -- in ----------------------------------------------------------------------------------
-    def to_model(self, image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Camera array -> (N, C, h, w) float32 tensor in [0, 1] on ``device``."""
+    def chw_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """Shape of the float planes :meth:`to_model` builds for a ``height`` x ``width`` frame."""
+        info, mode = self.encoding, self.input_mode
+        if info.kind == "bayer":
+            return (4, height // 2, width // 2) if mode != "rgb" else (3, height, width)
+        return (info.channels, height, width)
+
+    def to_model(self, image: np.ndarray, device: torch.device | str = "cpu",
+                 out: np.ndarray | None = None) -> torch.Tensor:
+        """Camera array -> (N, C, h, w) float32 tensor in [0, 1] on ``device``.
+
+        ``out``: optional float32 buffer of :meth:`chw_shape` reused on the CPU (a fresh 12 MB
+        array per megapixel frame costs more in page faults than the conversion itself); the
+        returned tensor then shares its memory.
+        """
         info, mode = self.encoding, self.input_mode
         check_image(image, info)
         if info.kind == "bayer" and mode != "rgb":
-            chw = _to_chw_float(pack_bayer(image, info.pattern), info.max_value, device, hwc=False)
+            chw = _to_chw_float(pack_bayer(image, info.pattern), info.max_value, device, hwc=False, out=out)
         else:
             arr = demosaic(image, info.pattern) if info.kind == "bayer" else image
-            chw = _to_chw_float(arr, info.max_value, device, hwc=arr.ndim == 3, reverse=info.kind == "bgr")
+            chw = _to_chw_float(arr, info.max_value, device, hwc=arr.ndim == 3, reverse=info.kind == "bgr",
+                                out=out)
         if mode == "mono":
             return chw.unsqueeze(1)  # each channel / Bayer plane is one batch item: (C, 1, h, w)
         if mode == "rgb" and chw.shape[0] == 1:
@@ -193,23 +207,26 @@ class Conversion:
 
 
 def _to_chw_float(arr: np.ndarray, max_value: float, device: torch.device | str, hwc: bool,
-                  reverse: bool = False) -> torch.Tensor:
+                  reverse: bool = False, out: np.ndarray | None = None) -> torch.Tensor:
     """(H, W), (H, W, C) if ``hwc`` or (C, H, W) integers -> contiguous (C, H, W) float32 in [0, 1].
 
     ``reverse`` flips the channel order (BGR -> RGB).
     """
     if torch.device(device).type == "cpu":
-        return _chw_float_numpy(arr, max_value, hwc, reverse)
+        return _chw_float_numpy(arr, max_value, hwc, reverse, out)
     return _chw_float_torch(arr, max_value, device, hwc, reverse)
 
 
-def _chw_float_numpy(arr: np.ndarray, max_value: float, hwc: bool, reverse: bool) -> torch.Tensor:
+def _chw_float_numpy(arr: np.ndarray, max_value: float, hwc: bool, reverse: bool,
+                     out: np.ndarray | None = None) -> torch.Tensor:
     # De-interleave with OpenCV and scale with numpy, single-threaded: on a small, busy CPU this
     # beats torch's threaded cast + permute several times over.
     planes = cv2.split(arr) if hwc else [arr] if arr.ndim == 2 else list(arr)
     if reverse:
         planes = planes[::-1]
-    out = np.empty((len(planes), *planes[0].shape), np.float32)
+    shape = (len(planes), *planes[0].shape)
+    if out is None or out.shape != shape or out.dtype != np.float32:
+        out = np.empty(shape, np.float32)
     for i, p in enumerate(planes):
         np.multiply(p, np.float32(1.0 / max_value), out=out[i])
     return torch.from_numpy(out)

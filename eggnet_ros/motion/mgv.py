@@ -199,9 +199,17 @@ def _extrapolate_border(img: np.ndarray, first: float, last: float, axis: int) -
 
 def _upsample(coarse: np.ndarray, width: int, height: int, out: np.ndarray) -> None:
     src = np.ascontiguousarray(coarse, dtype=np.float32)
-    h, w = src.shape[-2:]
-    for c in range(src.shape[0]):
-        cv2.resize(src[c], (width, height), dst=out[c], interpolation=cv2.INTER_LINEAR)
+    c, h, w = src.shape
+    # One call for all channels stacked vertically: cv2.resize's row mapping for the stacked
+    # image is exactly the per-channel one shifted by whole channels; only the half-cell bands
+    # at each channel's top and bottom blend neighbouring channels, and those rows are
+    # overwritten by the extrapolation below anyway.
+    cv2.resize(
+        src.reshape(c * h, w),
+        (width, c * height),
+        dst=out.reshape(c * height, width),
+        interpolation=cv2.INTER_LINEAR,
+    )
     xs, ys = _cell_centres(width, w), _cell_centres(height, h)
     _extrapolate_border(out, xs[0], xs[-1], axis=2)
     _extrapolate_border(out, ys[0], ys[-1], axis=1)

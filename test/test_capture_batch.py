@@ -110,3 +110,18 @@ def test_blur_lowers_both_measures_on_the_same_mask():
     blurred = cv2.blur(img, (9, 1))
     s_blur, s_sharp = compare(blurred, img)
     assert s_sharp.gradient > s_blur.gradient and s_sharp.laplacian_var > s_blur.laplacian_var
+
+
+def test_cli_deblur_with_a_weights_file(capture_folder, tmp_path_factory, capsys):
+    from eggnet_ros.capture.cli import main
+    from eggnet_ros.model import EggNet, EggNetConfig, save_weights
+
+    torch.manual_seed(0)
+    weights = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_weights(EggNet(EggNetConfig.lite()), weights, {"training_data": "none (random init)"})
+    out = tmp_path_factory.mktemp("cli")
+    argv = ["deblur", str(capture_folder), "--out-dir", str(out), "--model", str(weights), "--device", "cpu"]
+    assert main([*argv, "--scale", "auto", "--frames", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "0000.png" in printed and "deblurred" in printed
+    assert (out / "0000.png").is_file() and (out / "report.csv").is_file()

@@ -103,3 +103,21 @@ def test_draw_streaks_marks_start_and_end_pixels():
     assert out[20, 10, 1] > 150 and out[20, 10, 0] < 100  # green start
     assert out[20, 50, 0] > 150 and out[20, 50, 1] < 100  # red end
     assert img.max() == 0  # input untouched
+
+
+def test_cli_overlay_sweep_and_axis_check(tmp_path, capsys):
+    from eggnet_ros.capture.cli import main
+
+    t = np.arange(0.0, 0.6, 1 / 200)
+    _capture(tmp_path / "cap", turning_shake(t, 2.0, 6.0, 0.3), t, 0.004)
+    cap = str(tmp_path / "cap")
+    assert main(["overlay", cap, "--frame", "1", "--gain", "2", "--out", str(tmp_path / "o.png")]) == 0
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (H, W, 3)
+    args = ["sweep-offset", cap, "--from-ms", "-10", "--to-ms", "10", "--step-ms", "2", "--scale", "1"]
+    assert main([*args, "--csv", str(tmp_path / "s.csv"), "--png", str(tmp_path / "s.png")]) == 0
+    assert "best offset" in capsys.readouterr().out
+    assert main(["check-axes", cap, "--scale", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    scores = {line[:32].strip(): float(line.split("score")[1]) for line in lines}
+    assert scores["rig.yaml"] > scores["identity"]
+    assert main(["overlay", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]) == 2

@@ -225,6 +225,21 @@ def deblur_folder(
     return reports
 
 
+def format_table(reports: list[FrameReport]) -> str:
+    """The per-frame table printed by the CLIs (blur in px; sharpness on the input's texture mask)."""
+    lines = [
+        f"{'frame':<22}{'status':<12}{'scale':>6}{'blur full':>10}{'blur proc':>10}"
+        f"{'grad in':>9}{'grad out':>9}{'lapvar in':>11}{'lapvar out':>11}"
+    ]
+    for r in reports:
+        lines.append(
+            f"{r.file:<22}{r.status:<12}{r.scale:>6.3f}{r.blur_px_full:>10.1f}{r.blur_px_processed:>10.1f}"
+            f"{r.input.gradient:>9.4f}{r.output.gradient:>9.4f}{r.input.laplacian_var:>11.3g}"
+            f"{r.output.laplacian_var:>11.3g}"
+        )
+    return "\n".join(lines)
+
+
 def write_report(reports: list[FrameReport], path: str | Path) -> None:
     with Path(path).open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -115,7 +115,7 @@ def run_deblur(args: argparse.Namespace) -> int:
 
     from eggnet_ros.config import ProcessorConfig
 
-    from .batch import deblur_folder
+    from .batch import deblur_folder, format_table
 
     cfg = ProcessorConfig()
     if args.model:
@@ -131,16 +131,7 @@ def run_deblur(args: argparse.Namespace) -> int:
         target_blur_px=args.target_blur_px,
         side_by_side_frames=args.side_by_side,
     )
-    print(
-        f"{'frame':<22}{'status':<12}{'scale':>6}{'blur full':>10}{'blur proc':>10}"
-        f"{'grad in':>9}{'grad out':>9}{'lapvar in':>11}{'lapvar out':>11}"
-    )
-    for r in reports:
-        print(
-            f"{r.file:<22}{r.status:<12}{r.scale:>6.3f}{r.blur_px_full:>10.1f}{r.blur_px_processed:>10.1f}"
-            f"{r.input.gradient:>9.4f}{r.output.gradient:>9.4f}{r.input.laplacian_var:>11.3g}"
-            f"{r.output.laplacian_var:>11.3g}"
-        )
+    print(format_table(reports))
     print(f"wrote {len(reports)} frames and report.csv to {args.out_dir}")
     return 0
 

@@ -66,6 +66,8 @@ class DeformBackend:
 
 _REGISTRY: dict[str, DeformBackend] = {}
 _PROBED: dict[tuple[str, str], bool] = {}
+#: (requested backend, device type) -> resolved name; cleared whenever the registry changes.
+_RESOLVED: dict[tuple[str, str], str] = {}
 _LOCK = threading.Lock()
 _PLUGINS_LOADED = False
 #: Optional backends living in their own modules; each registers itself on import.
@@ -83,6 +85,7 @@ def register_backend(
         _REGISTRY[name] = DeformBackend(name, fn, probe or (lambda _dev: True), dict(priority or {}))
         for key in [k for k in _PROBED if k[0] == name]:
             del _PROBED[key]
+        _RESOLVED.clear()
 
 
 def unregister_backend(name: str) -> None:
@@ -93,6 +96,7 @@ def unregister_backend(name: str) -> None:
         _REGISTRY.pop(name, None)
         for key in [k for k in _PROBED if k[0] == name]:
             del _PROBED[key]
+        _RESOLVED.clear()
 
 
 def _load_plugins() -> None:
@@ -138,8 +142,19 @@ def resolve_backend(backend: str, device: str | torch.device) -> str:
     An explicitly requested backend that does not run raises ``RuntimeError`` rather than
     silently falling back, so a benchmark or deployment never measures the wrong thing.
     """
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    cached = _RESOLVED.get((backend, device_type))
+    if cached is not None:
+        return cached
     _load_plugins()
-    device_type = torch.device(device).type
+    name = _resolve_uncached(backend, device_type)
+    _RESOLVED[(backend, device_type)] = name
+    if backend == "auto":
+        log.info("deform backend 'auto' on %s -> %r", device_type, name)
+    return name
+
+
+def _resolve_uncached(backend: str, device_type: str) -> str:
     if backend == "auto":
         ranked = sorted(
             (b for b in _REGISTRY.values() if device_type in b.priority),

@@ -207,3 +207,14 @@ def test_backend_registry_selection_and_errors() -> None:
         deform_conv2d(x, offset, weight, bias, backend="nope")
     with pytest.raises(ValueError, match="offset shape"):
         deform_conv2d(x, offset[:, :9], weight, bias, backend="pytorch")
+
+
+def test_implausible_offsets_warn_once(caplog: pytest.LogCaptureFixture) -> None:
+    layer = DeformConv2d(2, 2, backend="pytorch", check_every=1)
+    x = torch.randn(1, 2, 5, 5)
+    with caplog.at_level("WARNING", logger="eggnet_ros.model.deform"):
+        layer(x, torch.full((1, 18, 5, 5), 0.5))
+        assert not caplog.records
+        layer(x, torch.full((1, 18, 5, 5), 80.0))
+        layer(x, torch.full((1, 18, 5, 5), 80.0))
+    assert len([r for r in caplog.records if "implausibly large" in r.message]) == 1

@@ -328,6 +328,13 @@ def deform_conv2d(
     return _REGISTRY[name].fn(x, offset, weight, bias, stride_, padding_, dilation_, mask)
 
 
+def _tracing_or_capturing(t: Tensor) -> bool:
+    """A host sync (``.item()``) would break torch.compile graphs and CUDA-graph capture."""
+    if torch.compiler.is_compiling():
+        return True
+    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 class DeformConv2d(nn.Module):
     """Deformable k×k convolution whose offsets come from outside (the "offset convolution").
 
@@ -368,7 +375,8 @@ class DeformConv2d(nn.Module):
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
         self._calls += 1
-        if not self._warned and self.check_every > 0 and self._calls % self.check_every == 1:
+        if (not self._warned and self.check_every > 0 and self._calls % self.check_every == 1
+                and not _tracing_or_capturing(offset)):
             mean_abs = float(offset.detach().abs().mean())
             if mean_abs > self.max_mean_offset:
                 self._warned = True

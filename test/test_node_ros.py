@@ -39,7 +39,7 @@ pytestmark = pytest.mark.ros
 H, W = 24, 32
 K = (40.0, 0.0, W / 2, 0.0, 40.0, H / 2, 0.0, 0.0, 1.0)
 EXPOSURE = 0.02
-IMU_RATE = 400.0
+IMU_RATE = 200.0
 OMEGA = (0.8, -0.5, 0.3)
 TIMEOUT = 10.0
 _ns_counter = itertools.count()
@@ -68,15 +68,16 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Harness:
     """A DeblurNode plus a tester node on one executor thread."""
 
-    def __init__(self, ctx, model_path: Path, **params) -> None:
+    def __init__(self, ctx, model_path: Path, processor: DeblurProcessor | None = None, **params) -> None:
         self.ns = f"/t{os.getpid()}_{next(_ns_counter)}"
         overrides = {"model": str(model_path), "device": "cpu", "exposure_time": EXPOSURE, "max_wait": 0.3,
                      "queue_size": 10, **params}
-        self.node = DeblurNode(context=ctx, namespace=self.ns,
+        self.node = DeblurNode(context=ctx, namespace=self.ns, processor=processor,
                                parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         self.tester = rclpy.create_node(f"tester{next(_ns_counter)}", context=ctx)
         self.pub_image = self.tester.create_publisher(Image, f"{self.ns}/image_raw", qos_profile_sensor_data)
-        self.pub_info = self.tester.create_publisher(CameraInfo, f"{self.ns}/camera_info", qos_profile_sensor_data)
+        qos = qos_profile_sensor_data
+        self.pub_info = self.tester.create_publisher(CameraInfo, f"{self.ns}/camera_info", qos)
         self.pub_imu = self.tester.create_publisher(Imu, f"{self.ns}/imu", qos_profile_sensor_data)
         self.images: list[Image] = []
         self.infos: list[CameraInfo] = []
@@ -120,7 +121,7 @@ class Harness:
             w = (np.nan, 0.0, 0.0) if nan_at is not None and abs(t - nan_at) < 0.5 / IMU_RATE else omega
             msg.angular_velocity.x, msg.angular_velocity.y, msg.angular_velocity.z = (float(v) for v in w)
             self.pub_imu.publish(msg)
-            time.sleep(0.0002)  # best-effort QoS: do not flood the reader's history
+            time.sleep(0.001)  # best effort: do not outrun the node on a busy 2-core machine
 
     def frame(self, stamp: float, image: np.ndarray, encoding: str = "rgb8") -> Image:
         msg = array_to_image(image, _header(stamp), encoding)
@@ -152,8 +153,8 @@ def _frames(n: int, seed: int = 0) -> list[np.ndarray]:
 def harness(ros_context, model_path) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
-    def make(**params) -> Harness:
-        h = Harness(ros_context, model_path, **params)
+    def make(processor: DeblurProcessor | None = None, **params) -> Harness:
+        h = Harness(ros_context, model_path, processor, **params)
         made.append(h)
         return h
 
@@ -227,7 +228,8 @@ def test_no_imu_times_out_to_passthrough_then_drop_after_live_change(harness) ->
 
     bad = h.node.set_parameters([Parameter("max_wait", value=-1.0)])[0]
     assert not bad.successful and "max_wait" in bad.reason
-    bad = h.node.set_parameters([Parameter("rotation_cam_imu", value=[2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])])[0]
+    not_a_rotation = [2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    bad = h.node.set_parameters([Parameter("rotation_cam_imu", value=not_a_rotation)])[0]
     assert not bad.successful and "rotation" in bad.reason
     ok = h.node.set_parameters([Parameter("fallback", value="drop")])[0]
     assert ok.successful
@@ -253,7 +255,8 @@ def test_bad_input_passes_through_unchanged(harness, case: str) -> None:
     sent = h.frame(30.0, img, enc)
     assert h.wait_for(lambda: len(h.images) == 1)
     out = h.images[0]
-    assert bytes(out.data) == bytes(sent.data) and out.encoding == enc and out.header.stamp == sent.header.stamp
+    assert bytes(out.data) == bytes(sent.data) and out.encoding == enc
+    assert out.header.stamp == sent.header.stamp
     snap = h.stats()
     assert snap["fallback_passthrough"] == 1
     if case == "imu_gap":
@@ -312,3 +315,47 @@ def test_node_shuts_down_cleanly(ros_context, model_path) -> None:
     worker = h.node._worker
     h.close()
     assert not worker.is_alive()
+
+
+def test_exposure_time_topic_sets_the_window(harness) -> None:
+    from std_msgs.msg import Float64
+
+    h = harness(exposure_time_topic="exposure", max_wait=0.2)
+    pub = h.tester.create_publisher(Float64, f"{h.ns}/exposure", 10)
+    h.wait_for(lambda: pub.get_subscription_count() > 0)
+    h.camera_info()
+    h.imu(69.5, 70.02)  # covers a 20 ms exposure around 70.0 (ends 70.01) but not a 60 ms one (70.03)
+    h.frame(70.0, _frames(1)[0])
+    assert h.wait_for(lambda: len(h.images) == 1)
+    pub.publish(Float64(data=0.06))
+    h.wait_for(lambda: h.node._exposure_override == 0.06)
+    h.frame(70.001, _frames(1)[0])
+    assert h.wait_for(lambda: len(h.images) == 2)
+    snap = h.stats()
+    assert snap["deblurred"] == 1 and snap["fallback_passthrough"] == 1 and snap["imu_wait_timeout"] == 1
+
+
+class SlowModel:
+    """Stands in for a network slower than the camera."""
+
+    def __call__(self, x, mgv):
+        time.sleep(0.25)
+        return x
+
+
+def test_slow_model_newest_frame_wins_in_stamp_order(harness) -> None:
+    cfg = ProcessorConfig(motion=MotionConfig(timing=ExposureTiming(exposure_time=EXPOSURE)), device="cpu")
+    h = harness(processor=DeblurProcessor(cfg, model=SlowModel(), input_mode="rgb"), queue_size=1)
+    h.camera_info()
+    h.imu(79.5, 81.0)
+    h.wait_for(lambda: h.node.imu.latest_time is not None and h.node.imu.latest_time > 80.9)
+    stamps = [80.0 + 0.033 * i for i in range(8)]
+    for s, f in zip(stamps, _frames(len(stamps), seed=5), strict=True):
+        h.frame(s, f)
+        time.sleep(0.03)  # ~30 fps camera, 4 fps model
+    assert h.wait_for(lambda: stamps[-1] in [stamp_to_sec(m.header.stamp) for m in h.images])
+    time.sleep(0.3)
+    out = [stamp_to_sec(m.header.stamp) for m in h.images]
+    assert out == sorted(out) and len(out) < len(stamps)
+    snap = h.stats()
+    assert snap["dropped_queue"] == len(stamps) - len(out) and snap["deblurred"] == len(out)

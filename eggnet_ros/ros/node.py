@@ -28,7 +28,13 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 from sensor_msgs.msg import CameraInfo, Image, Imu
 from std_msgs.msg import Float64
 
@@ -61,6 +67,11 @@ from eggnet_ros.ros.tf_rotation import make_tf_lookup
 #: Per-frame problems are logged at most this often (s).
 THROTTLE_S = 5.0
 OUTPUT_QOS_DEPTH = 5
+#: Sensor-data QoS (best effort, volatile: matches any publisher) but a deeper queue: keep-last 5
+#: at a 1 kHz gyro loses samples whenever the executor is busy for 5 ms, and every lost sample is
+#: a hole in some frame's exposure window.
+IMU_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+                     history=HistoryPolicy.KEEP_LAST, depth=200)
 
 
 class DeblurNode(Node):
@@ -97,7 +108,7 @@ class DeblurNode(Node):
         qos = qos_profile_sensor_data
         self.create_subscription(Image, "image_raw", self._on_image, qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
-        self.create_subscription(Imu, "imu", self._on_imu, qos)
+        self.create_subscription(Imu, "imu", self._on_imu, IMU_QOS)
         if cfg.exposure_time_topic:
             self.create_subscription(Float64, cfg.exposure_time_topic, self._on_exposure_time, 10)
         self.pub_image = self.create_publisher(Image, "image_deblurred", OUTPUT_QOS_DEPTH)

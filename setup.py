@@ -14,6 +14,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
+    # Built-in CC0 photos of the synthetic training/test data travel with the package.
+    package_data={"eggnet_ros.data": ["images/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml", "README.md"]),

@@ -62,15 +62,24 @@ def load_test_pairs(
 
 
 def model_restorer(net: torch.nn.Module, device: torch.device | str = "cpu") -> Restorer:
-    """Wrap a network as pair -> restored HWC float image in [0, 1]."""
+    """Wrap a network as pair -> restored image in the pair's own layout, values in [0, 1].
+
+    RGB/mono pairs come back as (H, W, C); Bayer pairs as the (H, W, 1) linear mosaic, so PSNR is
+    measured in the Bayer domain as in the paper.
+    """
+    from eggnet_ros.data.dataset import pair_to_tensors
+    from eggnet_ros.model import unpack_bayer
+
     device = torch.device(device)
 
     def restore(pair) -> np.ndarray:
-        blurred = torch.from_numpy(np.ascontiguousarray(pair.blurred.transpose(2, 0, 1)))[None].to(device)
-        mgv = torch.from_numpy(np.ascontiguousarray(pair.mgv))[None].to(device)
+        tensors = pair_to_tensors(pair)
         with torch.inference_mode():
-            out = net(blurred, mgv)
-        return out[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+            out = net(tensors["blurred"][None].to(device), tensors["mgv"][None].to(device))
+        planes = out[0].float().clamp(0, 1).cpu().numpy()
+        if pair.mode == "bayer":
+            return unpack_bayer(planes, pair.info["bayer_pattern"])[..., None]
+        return planes.transpose(1, 2, 0)
 
     return restore
 

@@ -375,7 +375,7 @@ class DeformConv2d(nn.Module):
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
         self._calls += 1
-        if (not self._warned and self.check_every > 0 and self._calls % self.check_every == 1
+        if (not self._warned and self.check_every > 0 and (self._calls - 1) % self.check_every == 0
                 and not _tracing_or_capturing(offset)):
             mean_abs = float(offset.detach().abs().mean())
             if mean_abs > self.max_mean_offset:

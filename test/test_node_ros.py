@@ -359,3 +359,51 @@ def test_slow_model_newest_frame_wins_in_stamp_order(harness) -> None:
     assert out == sorted(out) and len(out) < len(stamps)
     snap = h.stats()
     assert snap["dropped_queue"] == len(stamps) - len(out) and snap["deblurred"] == len(out)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "eggnet_lite.safetensors"
+SHIPPED_NAME = "eggnet_lite"  # resolved by the node like a user's `model: eggnet_lite`
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="trained models/eggnet_lite.safetensors not present yet")
+def test_shipped_model_improves_psnr_over_dds(ros_context, model_path) -> None:
+    from eggnet_ros.data import fixed_test_set
+
+    pairs = fixed_test_set(n=4, size=128)
+    h = Harness(ros_context, model_path, model=SHIPPED_NAME, min_blur_px=0.0, max_wait=1.0)
+    try:
+        if h.node.processor.input_mode != "rgb":
+            pytest.skip("shipped model is not an RGB model")
+        gains = []
+        for i, p in enumerate(pairs):
+            shift = 100.0 + 10.0 * i
+            ok = h.node.set_parameters([
+                Parameter("exposure_time", value=float(p.timing.exposure_time)),
+                Parameter("readout_time", value=float(p.timing.readout_time)),
+                Parameter("stamp_convention", value=p.timing.stamp_convention),
+                Parameter("time_offset", value=float(p.timing.time_offset)),
+                Parameter("n_samples", value=int(p.info["n_mgv_samples"])),
+            ])
+            assert all(r.successful for r in ok)
+            info = CameraInfo(width=p.camera.width, height=p.camera.height, distortion_model="plumb_bob",
+                              k=p.camera.K.reshape(-1).tolist(), d=[0.0] * 5)
+            h.pub_info.publish(info)
+            for t, w in zip(p.imu.t, p.imu.omega, strict=True):
+                m = Imu()
+                m.header.stamp = sec_to_stamp(float(t) + shift)
+                m.angular_velocity.x, m.angular_velocity.y, m.angular_velocity.z = (float(v) for v in w)
+                h.pub_imu.publish(m)
+                time.sleep(0.001)
+            blurred = np.clip(np.round(p.blurred * 255), 0, 255).astype(np.uint8)
+            h.frame(p.stamp + shift, blurred)
+            assert h.wait_for(lambda n=i + 1: len(h.images) == n, timeout=30)
+            out = image_to_array(h.images[-1]).astype(np.float64) / 255
+
+            def psnr(a: np.ndarray, ref: np.ndarray = p.sharp) -> float:
+                return float(10 * np.log10(1.0 / np.mean((a - ref) ** 2)))
+
+            gains.append(psnr(out) - psnr(blurred / 255.0))
+        assert h.stats()["deblurred"] == len(pairs)
+        assert np.mean(gains) > 0.0, gains
+    finally:
+        h.close()

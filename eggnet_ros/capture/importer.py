@@ -102,16 +102,23 @@ def import_capture(
     exposures = np.array([f.exposure for f in capture.frames])
     varying = bool(np.ptp(exposures) > 1e-9)
     offset = capture.rig.time_offset
+    if capture.imu_t.min() < 0 or min(f.stamp for f in capture.frames) < 0:
+        raise ValueError("ROS stamps cannot be negative: shift frames.csv and imu.csv by the same constant")
+    frame_ends = [
+        exposure_window(f.stamp, capture.rig.timing(f.exposure, 0.0), capture.camera.height).end
+        for f in capture.frames
+    ]  # camera clock (no offset): when the last row has been read out
+    # Log times share one clock (the camera's); shift them if the gyro starts "before zero" on it.
+    log_shift = max(0.0, -(float(capture.imu_t.min()) - offset))
 
     with BagWriter(out, storage=storage) as writer:
         # Gyro: header = IMU clock; log time = same instant on the camera clock.
         for t, w in zip(capture.imu_t, capture.imu_omega, strict=True):
-            writer.write_imu(topics.imu, s_to_ns(t), topics.imu_frame, w, log_time_ns=s_to_ns(t - offset))
+            log_ns = s_to_ns(t - offset + log_shift)
+            writer.write_imu(topics.imu, s_to_ns(t), topics.imu_frame, w, log_time_ns=log_ns)
         for i, entry in enumerate(capture.frames):
             image = load_frame(capture, i, scale)
-            timing = capture.rig.timing(entry.exposure, 0.0)  # camera clock: no offset
-            window = exposure_window(entry.stamp, timing, capture.camera.height)
-            stamp_ns, log_ns = s_to_ns(entry.stamp), s_to_ns(window.end)
+            stamp_ns, log_ns = s_to_ns(entry.stamp), s_to_ns(frame_ends[i] + log_shift)
             writer.write_camera_info(
                 topics.camera_info, stamp_ns, topics.camera_frame, camera, log_time_ns=log_ns
             )

@@ -184,7 +184,7 @@ class DeblurProcessor:
             try:
                 conv = plan_conversion(encoding, self.input_mode)
                 if not conv.native:
-                    _LOG.warning("camera encoding differs from the model's input: %s", conv.description)
+                    _LOG.info("camera encoding differs from the model's input: %s", conv.description)
             except (UnsupportedEncodingError, UnsupportedConversionError) as exc:
                 conv = exc
             self._conversions[encoding] = conv

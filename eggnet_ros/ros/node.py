@@ -16,6 +16,7 @@ and publishes. Topics (relative, so ``__ns`` and remaps work as in image_pipelin
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import sys
 import threading
@@ -74,6 +75,28 @@ IMU_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, durability=Durab
                      history=HistoryPolicy.KEEP_LAST, depth=200)
 
 
+class RclpyLogHandler(logging.Handler):
+    """Forwards the library's ``logging`` records (processor, model loading) to the node's rclpy
+    logger, so they reach the console and /rosout like the node's own messages."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self._logger = node.get_logger()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = self.format(record)
+        if record.levelno >= logging.CRITICAL:
+            self._logger.fatal(msg)
+        elif record.levelno >= logging.ERROR:
+            self._logger.error(msg)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(msg)
+        elif record.levelno >= logging.INFO:
+            self._logger.info(msg)
+        else:
+            self._logger.debug(msg)
+
+
 class DeblurNode(Node):
     """The deblurring node. Raises at construction for bad parameters, a missing/corrupt model or
     unavailable required CUDA (``main`` turns these into a fatal log line and exit code 1)."""
@@ -83,12 +106,21 @@ class DeblurNode(Node):
         """``processor``: an already built one (benchmarks, embedding); by default it is built from
         the parameters. ``kwargs`` go to :class:`rclpy.node.Node` (context, namespace, overrides)."""
         super().__init__(node_name, **kwargs)
-        self.config = self._declare_parameters()
-        cfg = self.config
+        self._log_handler = RclpyLogHandler(self)
+        pkg_logger = logging.getLogger("eggnet_ros")
+        pkg_logger.addHandler(self._log_handler)
+        if pkg_logger.level == logging.NOTSET:
+            pkg_logger.setLevel(logging.INFO)
         try:
-            self.processor = processor or DeblurProcessor(cfg.processor)
+            self.config = self._declare_parameters()
+            self.processor = processor or DeblurProcessor(self.config.processor)
         except (ModelNotFoundError, WeightsError, CudaUnavailableError) as exc:
+            pkg_logger.removeHandler(self._log_handler)
             raise StartupError(str(exc)) from exc
+        except ParameterError:
+            pkg_logger.removeHandler(self._log_handler)
+            raise
+        cfg = self.config
         self.stats = NodeStats()
         self.imu = ImuBuffer(horizon=cfg.imu_buffer_seconds, jump_threshold=cfg.time_jump_threshold)
         self.queue = FrameQueue(cfg.queue_size, cfg.max_wait, cfg.time_jump_threshold)
@@ -324,6 +356,7 @@ class DeblurNode(Node):
             self._cond.notify_all()
         if self._worker.is_alive():
             self._worker.join(timeout=30.0)
+        logging.getLogger("eggnet_ros").removeHandler(self._log_handler)
         super().destroy_node()
 
 

@@ -90,3 +90,23 @@ def test_cli_import_with_scale_and_errors(folder, tmp_path_factory, capsys):
     assert rec.camera.K[0, 0] == pytest.approx(25.0) and rec.camera.K[0, 2] == pytest.approx(15.5)
     assert main(["import", str(folder), "--out", str(bag)]) == 2  # exists already: clear error, no traceback
     assert main(["import", str(folder.parent / "nope"), "--out", str(bag) + "x"]) == 2
+
+
+def test_gyro_starting_before_zero_on_the_camera_clock_shifts_log_times(tmp_path, tmp_path_factory):
+    img = np.zeros((H, W, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    t = np.arange(0.0, 0.2, 0.01)
+    cam = CameraCalibration(W, H, np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]]))
+    # t_cam = t_imu - 0.05: the first gyro sample sits at -0.05 s on the camera clock
+    rig = RigParams(time_offset=0.05, stamp_convention="start")
+    write_capture(tmp_path, [FrameEntry("a.png", 0.02, 0.01)], t, np.zeros((t.size, 3)), cam, rig)
+    bag = tmp_path_factory.mktemp("bags") / "shifted"
+    import_capture(tmp_path, bag)
+    with BagReader(bag) as reader:
+        logs = {topic: log for topic, _, log, _ in reader.messages(["/imu", "/camera/image_raw"])}
+        first_imu_log = min(log for topic, _, log, _ in reader.messages(["/imu"]))
+    assert first_imu_log == 0
+    assert logs["/camera/image_raw"] == round((0.02 + 0.01 + 0.05) * 1e9)  # frame end + shift
+    write_capture(tmp_path, [FrameEntry("a.png", -0.5, 0.01)], t, np.zeros((t.size, 3)), cam, rig)
+    with pytest.raises(ValueError, match="negative"):
+        import_capture(tmp_path, tmp_path_factory.mktemp("bags") / "neg")

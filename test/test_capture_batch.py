@@ -125,3 +125,13 @@ def test_cli_deblur_with_a_weights_file(capture_folder, tmp_path_factory, capsys
     printed = capsys.readouterr().out
     assert "0000.png" in printed and "deblurred" in printed
     assert (out / "0000.png").is_file() and (out / "report.csv").is_file()
+
+
+def test_long_blur_at_full_scale_is_reported_with_numbers(caplog):
+    from eggnet_ros.capture.batch import TRAINING_BLUR_PX, check_blur_range, training_blur_range
+
+    assert training_blur_range(None) == TRAINING_BLUR_PX
+    with caplog.at_level("WARNING"):
+        check_blur_range(130.0, 0.5)  # SHIELD-like: 65 px seen by the network
+        check_blur_range(130.0, 0.15)  # 19.5 px: in range, silent
+    assert len(caplog.records) == 1 and "130 px (65 px at scale 0.5)" in caplog.records[0].getMessage()

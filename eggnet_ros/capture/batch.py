@@ -87,14 +87,26 @@ def auto_scale(capture: Capture, target_blur_px: float = DEFAULT_TARGET_BLUR_PX)
     return scale, median
 
 
-def check_blur_range(blur_px: float, scale: float) -> None:
-    """Warn (with numbers) when the blur the network sees is outside its training range."""
-    lo, hi = TRAINING_BLUR_PX
+def training_blur_range(processor: DeblurProcessor | None) -> tuple[float, float]:
+    """The model card's ``training_data.blur_px_range`` when it has one, else TRAINING_BLUR_PX."""
+    card = getattr(processor, "model_card", None)
+    data = getattr(card, "training_data", None)
+    if isinstance(data, dict) and isinstance(data.get("blur_px_range"), (list, tuple)):
+        lo, hi = data["blur_px_range"][:2]
+        return float(lo), float(hi)
+    return TRAINING_BLUR_PX
+
+
+def check_blur_range(
+    blur_px: float, scale: float, blur_range: tuple[float, float] = TRAINING_BLUR_PX
+) -> None:
+    """Warn (with numbers) when the blur the network sees is far outside its training range."""
+    lo, hi = blur_range
     seen = blur_px * scale
     if seen > 1.5 * hi:
         _LOG.warning(
-            "predicted blur %.0f px (%.0f px at scale %.3g) is far beyond the models' training "
-            "range (median %g-%g px); use --scale auto or a smaller --scale",
+            "predicted blur %.0f px (%.0f px at scale %.3g) is far beyond the model's training range "
+            "(median %g-%g px); use --scale auto or a smaller --scale",
             blur_px,
             seen,
             scale,
@@ -174,6 +186,7 @@ def deblur_folder(
             raise ValueError(f"scale must be in (0, 1] or 'auto', got {scale}")
     imu = capture_imu(capture)
     camera = capture_camera(capture, s)
+    blur_range = training_blur_range(processor)
     reports = []
     for i in range(len(capture)) if frames is None else frames:
         entry = capture.frames[i]
@@ -182,7 +195,7 @@ def deblur_folder(
         small = full if s == 1.0 else load_frame(capture, i, s)
         try:
             blur_full = predicted_blur_px(capture, i, imu)
-            check_blur_range(blur_full, s)
+            check_blur_range(blur_full, s, blur_range)
         except MotionError:
             blur_full = math.nan
         res = processor.process(small, "rgb8", entry.stamp, imu, camera, exposure_time=entry.exposure)

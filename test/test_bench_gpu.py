@@ -1,0 +1,119 @@
+"""bench/gpu.py --smoke: the device command's code paths run end to end on CPU.
+
+The GPU run happens rarely and in a short slot, so a typo or an API slip in the benchmark must
+show up here instead: the smoke run uses the same configuration list, validation, runners,
+table and JSON writers, at toy size on CPU (Triton through its interpreter when installed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "gpu.py"
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+
+def _table_rows(md: str) -> list[dict[str, str]]:
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    assert set(lines[1].replace("|", "")) == {"-"}, "second line must be the Markdown separator"
+    return [dict(zip(header, (v.strip() for v in ln.strip("|").split("|")), strict=True)) for ln in lines[2:]]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[str, dict, str]:
+    out = tmp_path_factory.mktemp("bench") / "gpu_bench.md"
+    js = out.with_suffix(".json")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2", TRITON_INTERPRET="1")
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--json", str(js)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    return out.read_text(), json.loads(js.read_text()), res.stdout
+
+
+def test_table_written_to_file_and_stdout(smoke):
+    md, _, stdout = smoke
+    assert md.startswith("# EggNet GPU latency")
+    assert md.strip() in stdout
+
+
+def test_rows_for_every_variant_backend_and_mode(smoke):
+    md, _, _ = smoke
+    rows = _table_rows(md)
+    seen = {(r["variant"], r["backend"], r["mode"]) for r in rows}
+    for mode in ("fp32", "bf16", "bf16+cl", "bf16+graph", "bf16+compile"):
+        assert ("plain", "-", mode) in seen
+        for backend in ("triton", "torchvision", "pytorch"):
+            assert ("eggnet", backend, mode) in seen
+    # Each configuration appears once.
+    keys = [(r["model"], r["variant"], r["size"], r["backend"], r["mode"]) for r in rows]
+    assert len(keys) == len(set(keys))
+
+
+def test_timed_rows_have_numbers_and_others_say_why(smoke):
+    md, _, _ = smoke
+    for r in _table_rows(md):
+        if r["status"].startswith("ok"):
+            ms = float(r["ms/frame"])
+            assert ms > 0 and float(r["p10"]) <= ms <= float(r["p90"])
+        else:
+            assert r["ms/frame"] == "" and r["status"].split(":")[0] in ("skipped", "error", "n/a")
+    timed = {(r["variant"], r["backend"], r["mode"]) for r in _table_rows(md) if r["status"] == "ok"}
+    # The pure-PyTorch path and plain convs run everywhere, in fp32 and bf16 autocast.
+    assert {("plain", "-", "fp32"), ("plain", "-", "bf16"), ("eggnet", "pytorch", "fp32")} <= timed
+    assert ("eggnet", "pytorch", "bf16") in timed
+    if HAS_TRITON:
+        assert ("eggnet", "triton", "bf16") in timed
+
+
+def test_json_has_meta_and_same_rows(smoke):
+    md, data, _ = smoke
+    meta = data["meta"]
+    for key in ("device_name", "date", "versions", "budget_s", "backend_checks", "iters"):
+        assert key in meta
+    assert {"torch", "triton", "torchvision"} <= set(meta["versions"])
+    assert meta["backend_checks"]["pytorch"][0] is True
+    assert len(data["rows"]) == len(_table_rows(md))
+    assert all(set(r["config"]) == {"model", "variant", "size", "backend", "mode"} for r in data["rows"])
+
+
+def test_budget_marks_the_rest_as_skipped(tmp_path):
+    """A zero budget runs nothing but still writes a complete table."""
+    out = tmp_path / "b.md"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2", TRITON_INTERPRET="1")
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--budget-s", "0", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    rows = _table_rows(out.read_text())
+    assert rows and not any(r["status"] == "ok" for r in rows)
+    assert any(r["status"].startswith("skipped: budget") for r in rows)
+
+
+def test_priority_puts_paper_1024_bf16_fast_backends_first():
+    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules[spec.name]
+    configs = mod.build_configs(list(mod.SIZES), list(mod.MODELS))
+    first = {(c.model, c.variant, c.size, c.backend, c.mode) for c in configs[:3]}
+    assert first == {
+        ("paper", "plain", "1024²", "-", "bf16"),
+        ("paper", "eggnet", "1024²", "triton", "bf16"),
+        ("paper", "eggnet", "1024²", "torchvision", "bf16"),
+    }
+    assert len(configs) == len(set(configs))

@@ -24,6 +24,8 @@ from eggnet_ros.config import ExposureTiming, MotionConfig, ProcessorConfig
 _LOG = logging.getLogger("eggnet-bag")
 _T = ExposureTiming()
 _P = ProcessorConfig()
+#: The source checkout's shipped models (``make demo`` / ``eggnet-bag`` from a clone).
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -144,9 +146,8 @@ def resolve_model(model: str) -> str:
     error message listing every place searched.
     """
     given = Path(model).expanduser()
-    repo_models = Path(__file__).resolve().parents[2] / "models"
-    for cand in (given, given.with_suffix(".safetensors"), repo_models / given,
-                 repo_models / (given.name + ".safetensors")):
+    for cand in (given, given.with_suffix(".safetensors"), REPO_MODELS / given,
+                 REPO_MODELS / (given.name + ".safetensors")):
         if cand.is_file():
             return str(cand.resolve())
     return model
@@ -187,7 +188,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                         sharp=args.sharp_topic or None, output=args.output_topic)
     with BagReader(args.bag) as reader:  # fail on a missing image topic before loading the model
         reader.require(topics.image, IMAGE_TYPES, "image")
-    processor = DeblurProcessor(dataclasses.replace(cfg, model=resolve_model(cfg.model)))
+    try:
+        processor = DeblurProcessor(dataclasses.replace(cfg, model=resolve_model(cfg.model)))
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        # e.g. the ament index lookup of an installed share/ directory failing outside ROS
+        raise FileNotFoundError(f"model {cfg.model!r} not found in {REPO_MODELS} ({exc}); "
+                                "pass --model PATH.safetensors") from exc
     _LOG.info("%s", processor.describe())
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_bag(args.bag, processor, topics, output_bag=output_bag, progress=not args.no_progress)

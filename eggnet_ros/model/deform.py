@@ -367,6 +367,7 @@ class DeformConv2d(nn.Module):
         self._calls = 0
         self._warned = False
         self.reset_parameters()
+        _load_plugins()  # import optional backends now, never inside a torch.compile trace
 
     def reset_parameters(self) -> None:
         """Same initialisation as ``nn.Conv2d`` so a zero offset starts as that plain conv."""
@@ -381,13 +382,16 @@ class DeformConv2d(nn.Module):
         return 2 * self.kernel_size * self.kernel_size
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
-        self._calls += 1
-        if (not self._warned and self.check_every > 0 and (self._calls - 1) % self.check_every == 0
-                and not _tracing_or_capturing(offset)):
-            mean_abs = float(offset.detach().abs().mean())
-            if mean_abs > self.max_mean_offset:
-                self._warned = True
-                log.warning("deformable conv offsets are implausibly large (mean |offset| %.1f px)", mean_abs)
+        # The counter is touched only outside torch.compile: a Python int that changes every call
+        # would otherwise be specialised on and force a recompile per call.
+        if not self._warned and self.check_every > 0 and not _tracing_or_capturing(offset):
+            self._calls += 1
+            if (self._calls - 1) % self.check_every == 0:
+                mean_abs = float(offset.detach().abs().mean())
+                if mean_abs > self.max_mean_offset:
+                    self._warned = True
+                    log.warning("deformable conv offsets are implausibly large (mean |offset| %.1f px)",
+                                mean_abs)
         return deform_conv2d(x, offset, self.weight, self.bias, self.padding, self.backend, mask=mask)
 
     def extra_repr(self) -> str:

@@ -47,6 +47,9 @@ class EggNet(nn.Module):
     dec3_deform, dec3_res, dec3_up, dec2_fuse, ..., out_conv``. ``encN_transform`` is the GTM
     (level 1) / IGTM (levels 2, 3) for ``eggnet``, a feature-driven ``DeformBlock`` where an
     ablation removes them, and a ``PlainBlock`` for ``plain``.
+
+    ``torch.compile``: run one eager forward on the target device first; it resolves and probes
+    the deformable backend (host syncs, imports) so that the compiled graph has no breaks.
     """
 
     def __init__(self, config: EggNetConfig | None = None) -> None:

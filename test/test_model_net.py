@@ -185,3 +185,17 @@ def test_adam_steps_lower_l1_on_a_synthetic_pair() -> None:
         losses.append(float(loss.detach()))
     assert losses[0] < 1.1 * identity_l1  # starts near S = B
     assert np.mean(losses[-3:]) < 0.9 * min(identity_l1, losses[0]), (identity_l1, losses[0], losses[-3:])
+
+
+def test_bf16_autocast_forward_close_to_fp32() -> None:
+    net = _tiny("eggnet").eval()
+    image, mgv = _inputs(3)
+    with torch.no_grad():
+        want = net(image, mgv)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = net(image, mgv)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    # compare the residuals R (the output is B + R, and B alone would make any check pass)
+    r_fp32, r_bf16 = want - image, got.float() - image
+    assert r_fp32.abs().max() > 1e-3
+    assert (r_bf16 - r_fp32).abs().max() < 0.05 * r_fp32.abs().max()

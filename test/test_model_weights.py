@@ -185,3 +185,27 @@ def test_fp16_overflow_refused(tmp_path: Path) -> None:
         net.out_conv.bias.fill_(1e6)
     with pytest.raises(ValueError, match="overflows float16"):
         save_weights(net, tmp_path / "big.safetensors", {}, half=True)
+
+
+def test_nan_weights_rejected(tmp_path: Path) -> None:
+    net = _net()
+    with torch.no_grad():
+        net.enc1_res.conv1.weight[0, 0, 0, 0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_weights(net, path, {}, half=False)
+    with pytest.raises(WeightsError, match="NaN"):
+        load_model(path)
+
+
+def test_wrapped_model_saves_unwrapped_names(tmp_path: Path) -> None:
+    class Wrapper(torch.nn.Module):  # what DistributedDataParallel looks like to save_weights
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.module = inner
+
+    path = tmp_path / "wrapped.safetensors"
+    save_weights(Wrapper(_net()), path, {})
+    model, _ = load_model(path)
+    assert isinstance(model, EggNet)
+    with pytest.raises(TypeError, match="expects an EggNet"):
+        save_weights(torch.nn.Linear(2, 2), tmp_path / "lin.safetensors", {})

@@ -20,7 +20,15 @@ from .deform import (
     unregister_backend,
 )
 from .eggnet import SIZE_MULTIPLE, EggNet
-from .weights import ModelCard, WeightsError, load_model, read_card, resolve_model_path, save_weights
+from .weights import (
+    ModelCard,
+    WeightsError,
+    load_model,
+    read_card,
+    resolve_model_path,
+    save_weights,
+    unwrap_model,
+)
 
 __all__ = [
     "BAYER_LAYOUTS",
@@ -50,4 +58,5 @@ __all__ = [
     "save_weights",
     "unpack_bayer",
     "unregister_backend",
+    "unwrap_model",
 ]

@@ -90,6 +90,17 @@ class ModelCard:
         )
 
 
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """Strip DistributedDataParallel (``.module``) and torch.compile (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None:
+            inner = getattr(model, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
 def card_path_for(weights_path: str | os.PathLike[str]) -> Path:
     """``x.safetensors`` -> ``x.json``."""
     return Path(weights_path).with_suffix(".json")
@@ -102,7 +113,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_weights(
-    model: EggNet, path: str | os.PathLike[str], card_extra: dict[str, Any] | None = None, half: bool = True,
+    model: torch.nn.Module,
+    path: str | os.PathLike[str],
+    card_extra: dict[str, Any] | None = None,
+    half: bool = True,
 ) -> ModelCard:
     """Write ``path`` (.safetensors) and its card ``path.with_suffix('.json')``.
 
@@ -110,6 +124,9 @@ def save_weights(
     ``extra``. ``half=True`` stores fp16 (half the size; weights are cast back to fp32 on load);
     it refuses weights that overflow fp16 rather than storing infinities.
     """
+    model = unwrap_model(model)
+    if not isinstance(model, EggNet):
+        raise TypeError(f"save_weights expects an EggNet (or a DDP/compiled wrapper), got {type(model)}")
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"weights path must end in .safetensors, got {path}")
@@ -216,6 +233,8 @@ def load_model(
             )
         if t.dtype != want_dtype:
             raise WeightsError(f"tensor {name!r} is {t.dtype}, the card says {card.dtype}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise WeightsError(f"tensor {name!r} holds NaN/inf (a diverged or corrupt checkpoint)")
     if model.num_parameters() != card.param_count:
         raise WeightsError(f"card param_count {card.param_count} != architecture's {model.num_parameters()}")
     model.load_state_dict({name: tensors[name].to(ref.dtype) for name, ref in expected.items()})

@@ -78,3 +78,11 @@ def test_bad_arguments() -> None:
         FrameQueue(queue_size=0)
     with pytest.raises(ValueError):
         FrameQueue(max_wait=-1)
+
+
+def test_stalled_imu_releases_frames_at_once() -> None:
+    q = FrameQueue(queue_size=2, max_wait=10.0)
+    q.push(_f(1.0, arrival=0.0))
+    assert q.pop(imu_latest=0.5, now=0.01) is None
+    frame, timed_out = q.pop(imu_latest=0.5, now=0.01, imu_stalled=True)
+    assert frame.stamp == 1.0 and timed_out

@@ -206,12 +206,13 @@ def test_deblurs_frames_with_headers_preserved(harness, model_path) -> None:
 def test_frames_wait_for_late_imu_and_keep_stamp_order(harness) -> None:
     h = harness(max_wait=2.0)
     h.camera_info()
+    h.imu(9.5, 9.95)  # the gyro stream is alive but lags behind the camera
     stamps = [10.0, 10.05, 10.1]
     for s, f in zip(stamps, _frames(3, seed=1), strict=True):
         h.frame(s, f)
     time.sleep(0.2)
     assert not h.images  # waiting for IMU, not passed through
-    h.imu(9.5, 10.5)
+    h.imu(9.95, 10.5)
     assert h.wait_for(lambda: len(h.images) == 3)
     assert [stamp_to_sec(m.header.stamp) for m in h.images] == pytest.approx(stamps)
     assert h.stats()["deblurred"] == 3
@@ -407,3 +408,17 @@ def test_shipped_model_improves_psnr_over_dds(ros_context, model_path) -> None:
         assert np.mean(gains) > 0.0, gains
     finally:
         h.close()
+
+
+def test_silent_imu_passes_every_frame_through_without_waiting(harness) -> None:
+    # With the gyro silent, waiting max_wait per frame would overflow the queue at camera rate
+    # and drop frames; the node must notice the stall and pass each frame through at once.
+    h = harness(max_wait=0.5, queue_size=2)
+    h.camera_info()
+    stamps = [90.0 + 0.033 * i for i in range(6)]
+    for s, f in zip(stamps, _frames(len(stamps), seed=6), strict=True):
+        h.frame(s, f)
+        time.sleep(0.033)
+    assert h.wait_for(lambda: len(h.images) == len(stamps))
+    assert [stamp_to_sec(m.header.stamp) for m in h.images] == pytest.approx(stamps)
+    assert h.stats().get("dropped_queue", 0) == 0

@@ -131,6 +131,7 @@ class DeblurNode(Node):
         self._camera_error: str | None = None
         self._exposure_override: float | None = None
         self._imu_frame = ""
+        self._last_imu_arrival: float | None = None  # monotonic
         self._rotation_source = "parameter"
         self._tf = make_tf_lookup(self) if cfg.use_tf else None
         self._tf_deadline: float | None = None
@@ -224,6 +225,7 @@ class DeblurNode(Node):
     def _on_imu(self, msg: Imu) -> None:
         t, omega = imu_to_sample(msg)
         self._imu_frame = msg.header.frame_id
+        self._last_imu_arrival = time.monotonic()
         result = self.imu.add(t, omega)
         self.stats.imu_in()
         if result is AddResult.RESET:
@@ -263,7 +265,10 @@ class DeblurNode(Node):
     def _work(self) -> None:
         while not self._stop.is_set():
             with self._cond:
-                item = self.queue.pop(self.imu.latest_time, time.monotonic())
+                now = time.monotonic()
+                last = self._last_imu_arrival
+                stalled = last is None or now - last > self.queue.max_wait
+                item = self.queue.pop(self.imu.latest_time, now, imu_stalled=stalled)
                 if item is None:
                     wait = self.queue.seconds_until_timeout(time.monotonic())
                     self._cond.wait(timeout=0.05 if wait is None else min(max(wait, 1e-3), 0.05))
@@ -347,6 +352,8 @@ class DeblurNode(Node):
         snap = self.stats.snapshot()
         snap["rotation_source"] = self._rotation_source
         snap["pending_frames"] = len(self.queue)
+        last = self._last_imu_arrival
+        snap["imu_silent_s"] = math.inf if last is None else time.monotonic() - last
         status = build_status(f"{self.get_fully_qualified_name()}: deblur", str(self.processor.device), snap)
         self.pub_diag.publish(build_array(status, self.get_clock().now().to_msg()))
 

@@ -15,6 +15,7 @@ and publishes. Topics (relative, so ``__ns`` and remaps work as in image_pipelin
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
@@ -146,8 +148,6 @@ class DeblurNode(Node):
             self.create_subscription(Float64, cfg.exposure_time_topic, self._on_exposure_time, 10)
         self.pub_image = self.create_publisher(Image, "image_deblurred", OUTPUT_QOS_DEPTH)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info_deblurred", OUTPUT_QOS_DEPTH)
-        from diagnostic_msgs.msg import DiagnosticArray
-
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -276,10 +276,13 @@ class DeblurNode(Node):
             frame, timed_out = item
             try:
                 self._handle(frame, timed_out)
-            except Exception as exc:  # a bug must cost one frame, never the node
+            except Exception as exc:  # a bug must cost one frame (handled by `fallback`), never the node
                 self.stats.event("internal_error")
                 self.get_logger().error(f"frame {frame.stamp:.6f} failed: {exc!r}",
                                         throttle_duration_sec=THROTTLE_S)
+                with contextlib.suppress(Exception):
+                    result = self.processor.reject(None, f"internal error: {exc!r}")
+                    self._publish(frame.payload[0], result, frame)
 
     def _handle(self, frame: PendingFrame, timed_out: bool) -> None:
         msg, exposure = frame.payload
@@ -301,8 +304,11 @@ class DeblurNode(Node):
                 if camera is None and self._camera_error:
                     result = self.processor.reject(image, self._camera_error)
                 else:
-                    window = self.processor.exposure_window(frame.stamp, msg.height, exposure)
-                    imu = self.imu.snapshot(window.start, window.end)
+                    try:
+                        window = self.processor.exposure_window(frame.stamp, msg.height, exposure)
+                        imu = self.imu.snapshot(window.start, window.end)
+                    except ValueError:  # e.g. an empty image: the processor names the problem
+                        imu = None
                     result = self.processor.process(image, msg.encoding, frame.stamp, imu, camera,
                                                     exposure_time=exposure)
         self._publish(msg, result, frame)

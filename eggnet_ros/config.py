@@ -20,10 +20,13 @@ IDENTITY_3X3: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 class ExposureTiming:
     """How a frame's stamp relates to the time its rows were exposed, in the IMU clock.
 
-    ``stamp_convention`` says which instant of row 0's exposure the stamp marks. The camera-IMU
-    offset follows Kalibr (``t_imu = t_cam + time_offset``). ``readout_time`` is the rolling-shutter
-    delay between the first and the last row starting exposure (0 for a global shutter): row r
-    starts ``r * readout_time / height`` after row 0.
+    The frame's exposure spans ``[first row start, last row end]`` with
+    ``last row end = first row start + readout_time + exposure_time``; ``stamp_convention`` says
+    which instant of that span the stamp marks (``start``: row 0 starts exposing, as Android and
+    most drivers stamp; ``end``: the last row finishes; ``middle``: the midpoint). The camera-IMU
+    offset follows Kalibr (``t_imu = t_cam + time_offset``). ``readout_time`` is the
+    rolling-shutter delay: row r starts ``r * readout_time / height`` after row 0 (0 = global
+    shutter).
     """
 
     exposure_time: float = 0.02

@@ -126,8 +126,10 @@ class DeblurProcessor:
         elif isinstance(model, torch.nn.Module):
             model = model.to(self.device).eval()
         self.model: ModelFn = model
-        cfg = getattr(model, "config", None)
-        self.input_mode: InputMode = input_mode or getattr(cfg, "input_mode", None) or "rgb"
+        own_mode = getattr(getattr(model, "config", None), "input_mode", None)
+        if own_mode and input_mode and own_mode != input_mode:
+            raise ValueError(f"input_mode={input_mode!r} contradicts the model's own {own_mode!r}")
+        self.input_mode: InputMode = own_mode or input_mode or "rgb"
         self._conversions: dict[str, Conversion | Exception] = {}
         self._scratch_local = threading.local()
 

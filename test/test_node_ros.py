@@ -422,3 +422,18 @@ def test_silent_imu_passes_every_frame_through_without_waiting(harness) -> None:
     assert h.wait_for(lambda: len(h.images) == len(stamps))
     assert [stamp_to_sec(m.header.stamp) for m in h.images] == pytest.approx(stamps)
     assert h.stats().get("dropped_queue", 0) == 0
+
+
+@pytest.mark.parametrize("encoding", ["mono8", "bayer_grbg8", "bgr8"])
+def test_other_encodings_round_trip_through_an_rgb_model(harness, model_path, encoding: str) -> None:
+    h = harness()
+    h.camera_info()
+    h.imu(109.5, 110.5)
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (H, W, 3) if encoding == "bgr8" else (H, W)).astype(np.uint8)
+    h.frame(110.0, img, encoding)
+    assert h.wait_for(lambda: len(h.images) == 1)
+    out = h.images[0]
+    assert out.encoding == encoding and h.stats()["deblurred"] == 1
+    expected = _reference(model_path).process(img, encoding, 110.0, _ref_imu(109.5, 110.5), CAMERA)
+    np.testing.assert_array_equal(image_to_array(out), expected.image)

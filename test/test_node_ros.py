@@ -411,10 +411,12 @@ def test_shipped_model_improves_psnr_over_dds(ros_context, model_path) -> None:
 
 
 def test_silent_imu_passes_every_frame_through_without_waiting(harness) -> None:
-    # With the gyro silent, waiting max_wait per frame would overflow the queue at camera rate
-    # and drop frames; the node must notice the stall and pass each frame through at once.
+    # With the gyro gone silent, waiting max_wait per frame would overflow the queue at camera
+    # rate and drop frames; the node must notice the stall and pass each frame through at once.
     h = harness(max_wait=0.5, queue_size=2)
     h.camera_info()
+    h.imu(89.0, 89.5)
+    time.sleep(0.6)
     stamps = [90.0 + 0.033 * i for i in range(6)]
     for s, f in zip(stamps, _frames(len(stamps), seed=6), strict=True):
         h.frame(s, f)

@@ -134,6 +134,7 @@ class DeblurNode(Node):
         self._exposure_override: float | None = None
         self._imu_frame = ""
         self._last_imu_arrival: float | None = None  # monotonic
+        self._first_frame_arrival: float | None = None
         self._rotation_source = "parameter"
         self._tf = make_tf_lookup(self) if cfg.use_tf else None
         self._tf_deadline: float | None = None
@@ -248,6 +249,8 @@ class DeblurNode(Node):
         except ValueError:
             ready_at = stamp  # nonsense timing: let the processor report it
         frame = PendingFrame(stamp, ready_at, time.monotonic(), (msg, exposure))
+        if self._first_frame_arrival is None:
+            self._first_frame_arrival = frame.arrival
         with self._cond:
             res = self.queue.push(frame)
             self._cond.notify()
@@ -266,9 +269,7 @@ class DeblurNode(Node):
         while not self._stop.is_set():
             with self._cond:
                 now = time.monotonic()
-                last = self._last_imu_arrival
-                stalled = last is None or now - last > self.queue.max_wait
-                item = self.queue.pop(self.imu.latest_time, now, imu_stalled=stalled)
+                item = self.queue.pop(self.imu.latest_time, now, imu_stalled=self._imu_stalled(now))
                 if item is None:
                     wait = self.queue.seconds_until_timeout(time.monotonic())
                     self._cond.wait(timeout=0.05 if wait is None else min(max(wait, 1e-3), 0.05))
@@ -283,6 +284,11 @@ class DeblurNode(Node):
                 with contextlib.suppress(Exception):
                     result = self.processor.reject(None, f"internal error: {exc!r}")
                     self._publish(frame.payload[0], result, frame)
+
+    def _imu_stalled(self, now: float) -> bool:
+        """No IMU for ``max_wait`` (or none at all ``max_wait`` after the first frame): waiting is futile."""
+        last = self._last_imu_arrival if self._last_imu_arrival is not None else self._first_frame_arrival
+        return last is not None and now - last > self.queue.max_wait
 
     def _handle(self, frame: PendingFrame, timed_out: bool) -> None:
         msg, exposure = frame.payload

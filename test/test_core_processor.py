@@ -179,3 +179,11 @@ def test_missing_and_corrupt_models_fail_at_construction(tmp_path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WeightsError):
         DeblurProcessor(ProcessorConfig(device="cpu", model=str(path)))
+
+
+def test_warmup_runs_the_network_once_at_the_given_size() -> None:
+    model = Recorder()
+    p = _proc(model, input_mode="bayer")
+    assert p.warmup(12, 16) >= 0.0
+    (x, mgv), = model.calls
+    assert x.shape == (1, 4, 12, 16) and mgv.shape == (1, 6, 12, 16)

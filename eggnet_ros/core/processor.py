@@ -179,6 +179,25 @@ class DeblurProcessor:
             motion = dataclasses.replace(motion, **m_ch)
         self.config = dataclasses.replace(self.config, motion=motion, **p_ch)
 
+    def warmup(self, height: int, width: int) -> float:
+        """Run the network once on a blank frame of this size; returns the time it took (ms).
+
+        The first call pays for allocator growth, kernel selection (cuDNN autotuning) and lazy
+        initialisation - hundreds of ms to seconds - which a live node should spend before the
+        first real frame, not on it.
+        """
+        from eggnet_ros.core.encodings import model_channels
+
+        t0 = time.perf_counter()
+        x = torch.zeros(1, model_channels(self.input_mode), height, width, device=self.device)
+        m = torch.zeros(1, 6, height, width, device=self.device)
+        amp = torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                             enabled=self.autocast_dtype is not None)
+        with torch.inference_mode(), amp:
+            self.model(x, m)
+        self._sync()
+        return (time.perf_counter() - t0) * 1e3
+
     def conversion(self, encoding: str) -> Conversion:
         """The (cached) conversion for ``encoding``; raises for unsupported encodings/modes."""
         conv = self._conversions.get(encoding)

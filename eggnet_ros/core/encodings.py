@@ -98,10 +98,6 @@ def encoding_info(encoding: str) -> EncodingInfo:
         ) from None
 
 
-def expected_shape(info: EncodingInfo, height: int, width: int) -> tuple[int, ...]:
-    return (height, width) if info.channels == 1 else (height, width, info.channels)
-
-
 def check_image(image: np.ndarray, info: EncodingInfo) -> None:
     """Raise ``ValueError`` if ``image`` does not have the layout ``info`` promises."""
     if image.dtype != info.dtype:

@@ -277,3 +277,13 @@ def test_eggnet_with_triton_backend_matches_pytorch_backend():
         model.set_deform_backend("triton")
         got = model(image, mgv)
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_several_channel_blocks_and_output_blocks(dtype):
+    """Small explicit tiles: two Cin blocks (one partial), two Cout programs, several pixel tiles."""
+    x, offset, weight, b = make_case(1, 20, 20, 6, 7, seed=37, dtype=dtype)
+    blocks = {"BLOCK_P": 16, "BLOCK_C": 16, "BLOCK_CO": 16, "num_warps": 4}
+    got = td.launch(x, offset, weight, b, blocks=blocks)
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    np.testing.assert_allclose(got.float().cpu().numpy(), reference(x, offset, weight, b), atol=tol, rtol=tol)

@@ -236,20 +236,27 @@ def _next_pow2(v: int) -> int:
     return 1 << max(0, (int(v) - 1).bit_length())
 
 
-def block_sizes(c_in: int, c_out: int, hw: int, interpreter: bool = False) -> dict[str, int]:
-    """Tile sizes for a layer: every dim >= 16 (``tl.dot``'s minimum), masks cover the padding.
+def block_sizes(
+    c_in: int, c_out: int, hw: int, dtype: torch.dtype = torch.bfloat16, interpreter: bool = False
+) -> dict[str, int]:
+    """Tile sizes and warps for a layer; every dot dim >= 16 (``tl.dot``'s minimum), masks pad.
 
-    The output-channel block covers up to 128 channels so that the bilinear samples of a pixel tile
-    are computed once per layer for EggNet's widths; the pixel tile shrinks when the channel block
-    is wide to keep the fp32 accumulator within registers.
+    Chosen from offline sm_90a compiles (``ptxas -v``) since no GPU was at hand when written:
+    with NHWC input, 16-bit operands, 128 pixels × 32 input channels × up to 128 output channels
+    on 8 warps use ~165-205 registers with no spills, and the gathers become 16-byte
+    ``cp.async`` copies. fp32 (no tensor-core path under IEEE precision) needs smaller tiles to
+    stay out of spills. The output-channel block covers up to 128 channels so each pixel tile's
+    bilinear samples are computed once (Cout <= 128) or twice (Cout = 256) per layer.
     """
-    block_co = min(128, max(16, _next_pow2(c_out)))
-    block_c = min(32, max(16, _next_pow2(c_in)))
-    block_p = 64 if block_co >= 128 else 128
+    if dtype == torch.float32:
+        block_p, block_c, block_co, warps = 64, 16, min(64, max(16, _next_pow2(c_out))), 4
+    else:
+        block_co = min(128, max(16, _next_pow2(c_out)))
+        block_p, block_c, warps = 128, min(32, max(16, _next_pow2(c_in))), 8 if block_co >= 64 else 4
     if interpreter:  # the interpreter's cost is per operation, not per element: fewer programs
         block_p = 256
     block_p = min(block_p, max(16, _next_pow2(hw)))
-    return {"BLOCK_P": block_p, "BLOCK_C": block_c, "BLOCK_CO": block_co}
+    return {"BLOCK_P": block_p, "BLOCK_C": block_c, "BLOCK_CO": block_co, "num_warps": warps}
 
 
 def _out_memory_format(x: Tensor) -> torch.memory_format:
@@ -274,21 +281,32 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
-def _launch(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor | None) -> Tensor:
-    """Run the kernel; inputs already validated and of one compute dtype (offsets/mask: any float)."""
+def launch(
+    x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None, mask: Tensor | None = None,
+    *, blocks: dict[str, int] | None = None,
+) -> Tensor:
+    """Run the kernel as is: no autograd, no dtype casting, no validation (benchmarks, tile sweeps).
+
+    ``x``, ``weight`` and ``bias`` must share one dtype; offsets/mask may be any float dtype.
+    ``blocks`` overrides :func:`block_sizes` (keys BLOCK_P, BLOCK_C, BLOCK_CO, num_warps).
+    """
     n, c_in, h, w = x.shape
     c_out = weight.shape[0]
     out = _alloc_out(x, c_out)
     if out.numel() == 0:
         return out
+    # NHWC makes each bilinear corner a contiguous run of channels: the compiler turns the
+    # gathers into 16-byte async copies (NCHW gives 2-byte scalar loads and register spills).
+    # One copy of x costs far less than the 36 gathers per output pixel that read it.
+    xc = x.contiguous(memory_format=torch.channels_last)
     # (Cout, Cin, 3, 3) -> (9, Cin, Cout): tap-major so each (tap, Cin block) tile is contiguous.
     w_t = weight.permute(2, 3, 1, 0).reshape(9, c_in, c_out).contiguous()
     b = bias.contiguous() if bias is not None else w_t  # dummy pointer when HAS_BIAS is False
     m = mask if mask is not None else offset  # dummy pointer when HAS_MASK is False
-    blocks = block_sizes(c_in, c_out, h * w, interpreter=x.device.type == "cpu")
-    grid = (triton.cdiv(h * w, blocks["BLOCK_P"]), n, triton.cdiv(c_out, blocks["BLOCK_CO"]))
+    cfg = dict(blocks or block_sizes(c_in, c_out, h * w, x.dtype, interpreter=x.device.type == "cpu"))
+    grid = (triton.cdiv(h * w, cfg["BLOCK_P"]), n, triton.cdiv(c_out, cfg["BLOCK_CO"]))
     _kernel()[grid](
-        x,
+        xc,
         offset,
         w_t,
         b,
@@ -298,7 +316,7 @@ def _launch(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask
         c_out,
         h,
         w,
-        *x.stride(),
+        *xc.stride(),
         *offset.stride(),
         *out.stride(),
         *m.stride(),
@@ -308,8 +326,7 @@ def _launch(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask
         # Triton's CPU interpreter (3.9) runs bf16 tl.dot on the raw uint16 storage; feeding it
         # the already-rounded operands in fp32 gives the same bf16-product/fp32-sum result.
         UPCAST_DOT=x.device.type == "cpu" and x.dtype != torch.float32,
-        num_warps=4,
-        **blocks,
+        **cfg,
     )
     return out
 
@@ -320,7 +337,7 @@ if triton is not None:
     def _deform_conv3x3_op(
         x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor | None
     ) -> Tensor:
-        return _launch(x, offset, weight, bias, mask)
+        return launch(x, offset, weight, bias, mask)
 
     @_deform_conv3x3_op.register_fake
     def _deform_conv3x3_fake(

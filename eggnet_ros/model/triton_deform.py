@@ -149,11 +149,19 @@ if triton is not None:
         m_base = m_ptr + n * smn + oh * smh + ow * smw
         acc = tl.full((BLOCK_P, BLOCK_CO), 0.0, tl.float32)  # tl.zeros is itself jitted: keep builtins only
 
-        for k in tl.static_range(9):
+        # One flat loop over (tap, Cin block): a single software-pipelined loop body keeps the
+        # kernel small (a statically unrolled 9-tap loop gave ~1 MB of PTX and slow compiles);
+        # the per-tap coordinate math repeated per Cin block is a few ALU ops per pixel.
+        n_cblk = (C_in + BLOCK_C - 1) // BLOCK_C
+        for it in range(0, 9 * n_cblk):
+            k = it // n_cblk
+            c0 = (it - k * n_cblk) * BLOCK_C
+            ky = k // 3
+            kx = k - 3 * ky
             dy = tl.load(off_base + (2 * k) * soc, mask=p_mask, other=0.0).to(tl.float32)
             dx = tl.load(off_base + (2 * k + 1) * soc, mask=p_mask, other=0.0).to(tl.float32)
-            py = (oh + (k // 3 - 1)).to(tl.float32) + dy
-            px = (ow + (k % 3 - 1)).to(tl.float32) + dx
+            py = (oh + ky - 1).to(tl.float32) + dy
+            px = (ow + kx - 1).to(tl.float32) + dx
             # torchvision's early-out: samples outside (-1, H) x (-1, W) are exactly zero.
             inside = p_mask & (py > -1.0) & (py < H) & (px > -1.0) & (px < W)
             # Park rejected samples at 0 before the int conversion so that huge offsets cannot
@@ -174,41 +182,36 @@ if triton is not None:
             my1 = inside & (y1 <= H - 1)
             mx0 = x0 >= 0
             mx1 = x1 <= W - 1
-            m00 = (my0 & mx0)[:, None]
-            m01 = (my0 & mx1)[:, None]
-            m10 = (my1 & mx0)[:, None]
-            m11 = (my1 & mx1)[:, None]
             if HAS_MASK:  # DCNv2 modulation scales the whole tap sample
                 mod = tl.load(m_base + k * smc, mask=p_mask, other=0.0).to(tl.float32)
                 hy = hy * mod
                 ly = ly * mod
-            w00 = (hy * hx)[:, None]
-            w01 = (hy * lx)[:, None]
-            w10 = (ly * hx)[:, None]
-            w11 = (ly * lx)[:, None]
-            o00 = (y0 * sxh + x0 * sxw)[:, None]
-            o01 = (y0 * sxh + x1 * sxw)[:, None]
-            o10 = (y1 * sxh + x0 * sxw)[:, None]
-            o11 = (y1 * sxh + x1 * sxw)[:, None]
 
-            for c0 in range(0, C_in, BLOCK_C):
-                c = c0 + cc
-                c_mask = (c < C_in)[None, :]
-                cptr = x_base + (c * sxc)[None, :]
-                v = w00 * tl.load(cptr + o00, mask=m00 & c_mask, other=0.0).to(tl.float32)
-                v += w01 * tl.load(cptr + o01, mask=m01 & c_mask, other=0.0).to(tl.float32)
-                v += w10 * tl.load(cptr + o10, mask=m10 & c_mask, other=0.0).to(tl.float32)
-                v += w11 * tl.load(cptr + o11, mask=m11 & c_mask, other=0.0).to(tl.float32)
-                wt = tl.load(
-                    w_ptr + ((k * C_in + c) * C_out)[:, None] + co[None, :],
-                    mask=(c < C_in)[:, None] & co_mask[None, :],
-                    other=0.0,
-                )
-                a = v.to(wt.dtype)  # round the samples to the compute dtype (bf16/fp16/fp32)
-                if UPCAST_DOT:  # interpreter only: its tl.dot multiplies bf16 bit patterns as ints
-                    acc = tl.dot(a.to(tl.float32), wt.to(tl.float32), acc, input_precision="ieee")
-                else:
-                    acc = tl.dot(a, wt, acc, input_precision=DOT_PRECISION)
+            c = c0 + cc
+            c_ok = c < C_in
+            cptr = x_base + (c * sxc)[None, :]
+            v = (hy * hx)[:, None] * tl.load(
+                cptr + (y0 * sxh + x0 * sxw)[:, None], mask=(my0 & mx0)[:, None] & c_ok[None, :], other=0.0
+            ).to(tl.float32)
+            v += (hy * lx)[:, None] * tl.load(
+                cptr + (y0 * sxh + x1 * sxw)[:, None], mask=(my0 & mx1)[:, None] & c_ok[None, :], other=0.0
+            ).to(tl.float32)
+            v += (ly * hx)[:, None] * tl.load(
+                cptr + (y1 * sxh + x0 * sxw)[:, None], mask=(my1 & mx0)[:, None] & c_ok[None, :], other=0.0
+            ).to(tl.float32)
+            v += (ly * lx)[:, None] * tl.load(
+                cptr + (y1 * sxh + x1 * sxw)[:, None], mask=(my1 & mx1)[:, None] & c_ok[None, :], other=0.0
+            ).to(tl.float32)
+            wt = tl.load(
+                w_ptr + ((k * C_in + c) * C_out)[:, None] + co[None, :],
+                mask=c_ok[:, None] & co_mask[None, :],
+                other=0.0,
+            )
+            a = v.to(wt.dtype)  # round the samples to the compute dtype (bf16/fp16/fp32)
+            if UPCAST_DOT:  # interpreter only: its tl.dot multiplies bf16 bit patterns as ints
+                acc = tl.dot(a.to(tl.float32), wt.to(tl.float32), acc, input_precision="ieee")
+            else:
+                acc = tl.dot(a, wt, acc, input_precision=DOT_PRECISION)
 
         if HAS_BIAS:
             acc += tl.load(b_ptr + co, mask=co_mask, other=0.0).to(tl.float32)[None, :]

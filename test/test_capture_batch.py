@@ -121,10 +121,12 @@ def test_cli_deblur_with_a_weights_file(capture_folder, tmp_path_factory, capsys
     save_weights(EggNet(EggNetConfig.lite()), weights, {"training_data": "none (random init)"})
     out = tmp_path_factory.mktemp("cli")
     argv = ["deblur", str(capture_folder), "--out-dir", str(out), "--model", str(weights), "--device", "cpu"]
+    argv += ["--side-by-side", "--crop", "8", "4", "40", "30"]
     assert main([*argv, "--scale", "auto", "--frames", "0"]) == 0
     printed = capsys.readouterr().out
     assert "0000.png" in printed and "deblurred" in printed
     assert (out / "0000.png").is_file() and (out / "report.csv").is_file()
+    assert cv2.imread(str(out / "0000_side.jpg")).shape == (30, 80, 3)
 
 
 def test_long_blur_at_full_scale_is_reported_with_numbers(caplog):

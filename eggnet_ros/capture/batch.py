@@ -149,14 +149,16 @@ def deblur_folder(
     frames: list[int] | None = None,
     target_blur_px: float = DEFAULT_TARGET_BLUR_PX,
     side_by_side_frames: bool = False,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> list[FrameReport]:
     """Deblur the frames of capture ``folder`` into ``out_dir`` (PNG + ``report.csv``).
 
     ``processor_config`` supplies model/device/precision; its motion settings are replaced by
     the capture's rig (rotation, Kalibr offset, readout, stamp convention, per-frame exposure).
     Frames without gyro coverage follow the config's fallback (passthrough: the input is written).
-    ``processor``: a ready DeblurProcessor (tests, reuse across folders); its motion settings
-    are updated to the rig's.
+    ``crop`` (x, y, w, h in full-resolution pixels) limits the side-by-side image to a region,
+    so mild blur stays visible. ``processor``: a ready DeblurProcessor (tests, reuse across
+    folders); its motion settings are updated to the rig's.
     """
     capture = read_capture(folder)
     out_dir = Path(out_dir)
@@ -211,7 +213,11 @@ def deblur_folder(
             cv2.imwrite(str(out_dir / f"{stem}.png"), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
             s_in, s_out = compare(full, out)
             if side_by_side_frames:
-                pair = side_by_side(full, out, ("input", f"deblurred ({res.status}, scale {s:.2g})"))
+                a, b = full, out
+                if crop is not None:
+                    x, y, w, h = crop
+                    a, b = full[y : y + h, x : x + w], out[y : y + h, x : x + w]
+                pair = side_by_side(a, b, ("input", f"deblurred ({res.status}, scale {s:.2g})"))
                 cv2.imwrite(
                     str(out_dir / f"{stem}_side.jpg"),
                     cv2.cvtColor(pair, cv2.COLOR_RGB2BGR),

@@ -108,6 +108,14 @@ def add_deblur_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     s.add_argument("--frames", type=int, nargs="*", default=None)
     s.add_argument("--side-by-side", action="store_true", help="also write <frame>_side.jpg")
+    s.add_argument(
+        "--crop",
+        type=int,
+        nargs=4,
+        default=None,
+        metavar=("X", "Y", "W", "H"),
+        help="side-by-side of this full-resolution region only",
+    )
 
 
 def run_deblur(args: argparse.Namespace) -> int:
@@ -130,6 +138,7 @@ def run_deblur(args: argparse.Namespace) -> int:
         frames=args.frames,
         target_blur_px=args.target_blur_px,
         side_by_side_frames=args.side_by_side,
+        crop=None if args.crop is None else tuple(args.crop),
     )
     print(format_table(reports))
     print(f"wrote {len(reports)} frames and report.csv to {args.out_dir}")

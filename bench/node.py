@@ -12,8 +12,10 @@ queues) with IMU covering them, and measures per frame:
   worker hand-off, MGVs, conversions, encode, publish).
 
 The model is an identity callable (isolates the overhead; goal <= 2 ms at 1 MP); ``--lite`` adds
-an untrained EggNet-lite row at 640x480 for scale. Thread pools are pinned to one thread, as on
-a robot computer whose other cores run the rest of the stack.
+an untrained EggNet-lite row at 640x480 for scale. A second table times the processor's stages
+at 1 MP without DDS, in wall and thread-CPU time (on a shared machine the difference is time
+spent waiting for a core). torch/BLAS pools are pinned to one thread, as on a robot computer
+whose other cores run the rest of the stack.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse  # noqa: E402
 import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
@@ -150,6 +153,52 @@ def run_case(ctx, width: int, height: int, encoding: str, model, input_mode: str
         th.join(timeout=5)
 
 
+def stage_costs(width: int, height: int, encoding: str, repeat: int = 15) -> dict[str, tuple[float, float]]:
+    """Median wall and thread-CPU ms of the processor's own stages (no DDS), identity model.
+
+    CPU time is what the stage costs on an idle core; wall time also counts waiting for a core,
+    which on a shared 2-core machine can dominate.
+    """
+    from eggnet_ros.core.encodings import plan_conversion
+    from eggnet_ros.motion import CameraModel, ImuSamples, blur_extent_px, frame_motion, mgv_field
+    from eggnet_ros.ros.convert import image_to_array
+
+    rng = np.random.default_rng(0)
+    shape = (height, width, 3) if encoding in ("rgb8", "bgr8") else (height, width)
+    img = rng.integers(0, 256, shape).astype(np.uint8)
+    f = 0.8 * width
+    cam = CameraModel(width, height, np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]))
+    t = np.arange(0.0, 2.0, 1.0 / IMU_RATE)
+    imu = ImuSamples(t, np.tile([0.6, -0.4, 0.2], (len(t), 1)))
+    motion_cfg = MotionConfig(timing=ExposureTiming(exposure_time=EXPOSURE))
+    conv = plan_conversion(encoding, "rgb" if encoding in ("rgb8", "bgr8") else "mono")
+    buf = np.empty(conv.chw_shape(height, width), np.float32)
+    mgv_buf = np.empty((6, height, width), np.float32)
+    hdr = Header(stamp=sec_to_stamp(1.0), frame_id="cam")
+    msg = array_to_image(img, hdr, encoding)
+    stages: dict[str, Callable[[], object]] = {
+        "decode (rosbags-image)": lambda: image_to_array(msg),
+        "motion: frame_motion": lambda: frame_motion(imu, 1.0, height, motion_cfg),
+    }
+    fm = frame_motion(imu, 1.0, height, motion_cfg)
+    stages["motion: mgv_field"] = lambda: mgv_field(fm, cam, out=mgv_buf)
+    stages["motion: blur_extent_px"] = lambda: blur_extent_px(mgv_buf)
+    stages["convert in"] = lambda: conv.to_model(img, "cpu", out=buf)
+    x = conv.to_model(img, "cpu", out=buf)
+    stages["convert out"] = lambda: conv.from_model(x)
+    stages["encode (array_to_image)"] = lambda: array_to_image(img, hdr, encoding)
+    out = {}
+    for name, fn in stages.items():
+        walls, cpus = [], []
+        for _ in range(repeat):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            cpus.append((time.thread_time() - c0) * 1e3)
+            walls.append((time.perf_counter() - w0) * 1e3)
+        out[name] = (statistics.median(walls), statistics.median(cpus))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=15)
@@ -178,6 +227,17 @@ def main() -> None:
                   f"{r['overhead']:.1f} |", flush=True)
     finally:
         rclpy.try_shutdown(context=ctx)
+    for w, h in ((1280, 800),):
+        for enc in ("mono8", "rgb8"):
+            costs = stage_costs(w, h, enc)
+            print(f"\nprocessor stages at {w}x{h} {enc} (no DDS), median ms: wall / thread CPU")
+            print("| stage | wall | CPU |\n| --- | --- | --- |")
+            for name, (wall, cpu) in costs.items():
+                print(f"| {name} | {wall:.2f} | {cpu:.2f} |")
+            tot_w = sum(v[0] for v in costs.values())
+            tot_c = sum(v[1] for v in costs.values())
+            print(f"| **total** | {tot_w:.2f} | {tot_c:.2f} |")
+    print(f"\nload average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -73,3 +73,18 @@ def test_camera_info_with_binning() -> None:
 def test_quaternion_matrix_matches_scipy() -> None:
     for q in Rotation.random(5, random_state=1).as_quat():  # scipy uses (x, y, z, w) like ROS
         np.testing.assert_allclose(quaternion_to_matrix(*q), Rotation.from_quat(q).as_matrix(), atol=1e-12)
+
+
+def test_diagnostic_levels_point_at_the_problem() -> None:
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from eggnet_ros.ros.diagnostics import build_status
+
+    ok = {"frames_in": 10, "input_rate_hz": 10.0, "output_rate_hz": 10.0, "imu_rate_hz": 200.0,
+          "imu_coverage_fraction": 1.0}
+    s = build_status("n", "cpu", ok)
+    assert s.level == DiagnosticStatus.OK and {kv.key for kv in s.values} >= set(ok)
+    assert build_status("n", "cpu", {"frames_in": 0}).message == "no images received"
+    assert "no IMU" in build_status("n", "cpu", {**ok, "imu_rate_hz": 0.0}).message
+    low = build_status("n", "cpu", {**ok, "imu_coverage_fraction": 0.5})
+    assert low.level == DiagnosticStatus.WARN and "50%" in low.message

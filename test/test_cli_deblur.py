@@ -91,3 +91,6 @@ def test_bad_inputs_exit_1(files, tmp_path, capsys) -> None:
     assert "IMU CSV" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(_args(files, tmp_path / "x.png", 5.0, "--rotation", "1,0,0"))
+    with pytest.raises(SystemExit):  # an axis swap is a reflection, not a rotation
+        main(_args(files, tmp_path / "x.png", 5.0, "--rotation", "0,1,0,1,0,0,0,0,1"))
+    assert "det" in capsys.readouterr().err

@@ -27,6 +27,7 @@ import numpy as np
 
 from eggnet_ros.config import ExposureTiming, MotionConfig, ProcessorConfig
 from eggnet_ros.core import SUPPORTED_ENCODINGS, DeblurProcessor, FrameResult
+from eggnet_ros.core.validation import rotation_problem
 from eggnet_ros.motion import CameraModel, ImuSamples, read_imu_csv
 
 _LOG = logging.getLogger("eggnet-deblur")
@@ -46,6 +47,14 @@ def _floats(text: str, n: int) -> tuple[float, ...]:
     return values
 
 
+def _rotation(text: str) -> tuple[float, ...]:
+    values = _floats(text, 9)
+    problem = rotation_problem(values)
+    if problem:
+        raise argparse.ArgumentTypeError(f"--rotation {problem}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     timing, motion, proc = ExposureTiming(), MotionConfig(), ProcessorConfig()
     p = argparse.ArgumentParser(prog="eggnet-deblur", description=__doc__.split("\n\n")[0],
@@ -60,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-offset", type=float, default=timing.time_offset, help="t_imu = t_cam + offset (s)")
     p.add_argument("--readout-time", type=float, default=timing.readout_time,
                    help="rolling-shutter readout (s), 0 = global shutter")
-    p.add_argument("--rotation", type=lambda s: _floats(s, 9), default=motion.rotation_cam_imu,
+    p.add_argument("--rotation", type=_rotation, default=motion.rotation_cam_imu,
                    help="camera<-IMU rotation, 9 row-major numbers r00,r01,...,r22")
     p.add_argument("--max-imu-gap", type=float, default=motion.max_imu_gap,
                    help="largest tolerated IMU gap (s)")

@@ -11,32 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from eggnet_ros.config import NodeConfig
+from eggnet_ros.core.validation import rotation_problem
 
 NODE_NAME = "eggnet_deblur"
 
 
 class ParameterError(ValueError):
     """A parameter value is invalid (message names the parameter and the reason)."""
-
-
-def _check_rotation(value: Sequence[float]) -> str | None:
-    if len(value) != 9:
-        return f"needs 9 elements (row-major 3x3), got {len(value)}"
-    R = np.asarray(value, dtype=float).reshape(3, 3)
-    if not np.all(np.isfinite(R)):
-        return "contains non-finite values"
-    err = float(np.abs(R @ R.T - np.eye(3)).max())
-    if err > 1e-3 or np.linalg.det(R) < 0:
-        return f"is not a rotation matrix (|R R^T - I| = {err:.2e}, det = {np.linalg.det(R):.3f})"
-    return None
 
 
 def _odd(value: int) -> str | None:
@@ -110,7 +98,7 @@ class ParamSpec:
             elif ptype == ParameterType.PARAMETER_DOUBLE:
                 rng = FloatingPointRange(from_value=float(self.lo), to_value=float(self.hi), step=0.0)
                 d.floating_point_range = [rng]
-        if self.check is _check_rotation:
+        if self.check is rotation_problem:
             constraints.append("9 values, row-major rotation matrix")
         if self.read_only:
             constraints.append("read-only after start-up")
@@ -148,7 +136,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               processor_field="readout_time"),
     ParamSpec("rotation_cam_imu", (*M, "rotation_cam_imu"), "Row-major camera<-IMU rotation "
               "(omega_cam = R omega_imu, camera optical frame). Used when use_tf is false or tf2 has no "
-              "transform from the IMU frame to the image frame.", check=_check_rotation,
+              "transform from the IMU frame to the image frame.", check=rotation_problem,
               processor_field="rotation_cam_imu"),
     ParamSpec("use_tf", ("use_tf",), "Look up the camera<-IMU rotation with tf2 (IMU message frame -> image "
               "frame) when tf2_ros is installed; falls back to rotation_cam_imu.", read_only=True),

@@ -23,6 +23,7 @@ from eggnet_ros.core.processor import (
     select_dtype,
 )
 from eggnet_ros.core.stats import NodeStats
+from eggnet_ros.core.validation import rotation_problem
 
 __all__ = [
     "SUPPORTED_ENCODINGS",
@@ -45,6 +46,7 @@ __all__ = [
     "model_dirs",
     "plan_conversion",
     "resolve_model_path",
+    "rotation_problem",
     "select_device",
     "select_dtype",
 ]

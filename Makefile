@@ -32,6 +32,7 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/motion.py
 	$(BIN)/python bench/model.py
+	$(BIN)/python bench/node.py
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache demo_output

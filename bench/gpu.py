@@ -53,8 +53,21 @@ SIZES = {"1024²": (1024, 1024), "1920×1080": (1080, 1920), "512²": (512, 512)
 #: Model name -> EggNetConfig classmethod and width on GPU / in --smoke.
 MODELS = {"paper": ("paper", 64, 4), "lite": ("lite", 16, 2)}
 PLAIN = "-"  # backend column of the plain-conv twin
-#: Seconds kept free at the end of the budget for the profile.
+#: Seconds kept free at the end of the budget for the profile and the per-layer table.
 PROFILE_RESERVE_S = 40.0
+LAYER_RESERVE_S = 45.0
+#: Deformable layers of the paper EggNet at a 1024² input: (name, channels, H, W).
+LAYER_SHAPES = (
+    ("L1 64ch 1024²", 64, 1024, 1024),
+    ("L2 128ch 512²", 128, 512, 512),
+    ("L3 256ch 256²", 256, 256, 256),
+)
+#: Alternative Triton tiles tried on the first layer shape (the default comes from block_sizes).
+TILE_ALTERNATIVES = (
+    {"BLOCK_P": 64, "BLOCK_C": 32, "BLOCK_CO": 64, "num_warps": 4},
+    {"BLOCK_P": 128, "BLOCK_C": 64, "BLOCK_CO": 64, "num_warps": 8},
+    {"BLOCK_P": 256, "BLOCK_C": 32, "BLOCK_CO": 64, "num_warps": 8},
+)
 #: A torch.compile configuration starts only if at least this much budget is left.
 COMPILE_MIN_LEFT_S = 120.0
 
@@ -374,6 +387,109 @@ def run_config(c: Config, s: Settings, valid: dict[str, tuple[bool, str]]) -> Re
     return res
 
 
+# ----------------------------------------------------------------------------- per-layer table
+
+
+@dataclass
+class LayerResult:
+    layer: str
+    impl: str
+    status: str = "ok"
+    median_ms: float | None = None
+    tflops: float | None = None
+
+
+def _tiles(b: dict[str, int]) -> str:
+    return f"P{b['BLOCK_P']} C{b['BLOCK_C']} CO{b['BLOCK_CO']} w{b['num_warps']}"
+
+
+def _layer_impls(
+    s: Settings, valid: dict[str, tuple[bool, str]], ch: int, h: int, w: int, seed: int, first: bool
+) -> list[tuple[str, Callable[[], Any]]]:
+    """The implementations timed on one layer shape, as no-argument callables."""
+    import torch
+    import torch.nn.functional as F
+
+    from eggnet_ros.model import deform_conv2d
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, ch, h, w, generator=g).to(s.device, torch.bfloat16)
+    off = (torch.randn(1, 18, h, w, generator=g) * 2.0).to(s.device)
+    wt = (torch.randn(ch, ch, 3, 3, generator=g) / (3 * ch**0.5)).to(s.device, torch.bfloat16)
+    b = torch.zeros(ch, device=s.device, dtype=torch.bfloat16)
+    impls: list[tuple[str, Callable[[], Any]]] = [
+        ("conv2d (cuDNN, floor)", lambda: F.conv2d(x, wt, b, padding=1)),
+    ]
+    if valid["triton"][0]:
+        from eggnet_ros.model import triton_deform as td
+
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        default = td.block_sizes(ch, ch, h * w, torch.bfloat16, interpreter=s.device == "cpu")
+        impls.append((f"triton {_tiles(default)} (default)", lambda: td.launch(x, off, wt, b)))
+        impls.append(("triton, input already NHWC", lambda: td.launch(x_cl, off, wt, b)))
+        if first:
+            for alt in TILE_ALTERNATIVES[-1:] if s.smoke else TILE_ALTERNATIVES:  # smoke: one, 1 program
+                impls.append((f"triton {_tiles(alt)}", lambda a=alt: td.launch(x, off, wt, b, blocks=a)))
+    for backend in ("torchvision", "pytorch"):
+        if valid[backend][0]:
+            impls.append((backend, lambda be=backend: deform_conv2d(x, off, wt, b, 1, backend=be)))
+    return impls
+
+
+def layer_table(
+    s: Settings, valid: dict[str, tuple[bool, str]], log: Callable[[str], None]
+) -> list[LayerResult]:
+    """One deformable layer per EggNet level, bf16: each backend next to cuDNN's plain 3×3 conv.
+
+    This isolates the deformable conv from the rest of the network and tries a few Triton tiles
+    on the first shape, which is what tuning ``block_sizes`` needs. Offsets ~2 px.
+    """
+    import torch
+
+    shapes = (("smoke 8ch 16²", 8, 16, 16),) if s.smoke else LAYER_SHAPES
+    timing = dataclasses.replace(s, warmup=max(1, s.warmup // 2), iters=max(2, s.iters // 2))
+    results: list[LayerResult] = []
+    for li, (name, ch, h, w) in enumerate(shapes):
+        if time.monotonic() >= s.deadline:
+            results.append(LayerResult(name, "all", "skipped: budget"))
+            continue
+        flops = 2.0 * 9 * ch * ch * h * w
+        for impl, fn in _layer_impls(s, valid, ch, h, w, seed=li, first=li == 0):
+            r = LayerResult(name, impl)
+            if time.monotonic() >= s.deadline:
+                r.status = "skipped: budget"
+            else:
+                try:
+                    with torch.no_grad():
+                        times = time_runner(fn, timing)
+                    r.median_ms = statistics.median(times)
+                    r.tflops = flops / (r.median_ms * 1e-3) / 1e12
+                except BudgetExceededError as exc:
+                    r.status = f"skipped: budget ({exc})"
+                except Exception as exc:
+                    r.status = f"error: {_short(exc)}"
+            results.append(r)
+            log(f"layer {name} / {impl}: {_fmt(r.median_ms, 3)} ms {r.status}")
+    return results
+
+
+def render_layers(rows: list[LayerResult]) -> str:
+    floor = {r.layer: r.median_ms for r in rows if r.impl.startswith("conv2d") and r.median_ms}
+    out = [
+        "",
+        "## One deformable layer per level (bf16, batch 1, ms; × conv = time / cuDNN plain conv)",
+        "",
+        "| layer | implementation | ms | TFLOP/s | × conv | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rel = f"{r.median_ms / floor[r.layer]:.2f}" if (r.median_ms and floor.get(r.layer)) else ""
+        out.append(
+            f"| {r.layer} | {r.impl} | {_fmt(r.median_ms, 3)} | {_fmt(r.tflops, 1)} | {rel} | {r.status} |"
+        )
+    return "\n".join(out) + "\n"
+
+
 # ----------------------------------------------------------------------------- profile
 
 
@@ -524,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
         widths = {m: v[1] for m, v in MODELS.items()}
         warmup, iters = args.warmup or 5, args.iters or 50
         torch.backends.cudnn.benchmark = True
-    deadline = t_start + args.budget_s - (PROFILE_RESERVE_S if args.profile and not args.smoke else 0.0)
+    reserve = 0.0 if args.smoke else LAYER_RESERVE_S + (PROFILE_RESERVE_S if args.profile else 0.0)
+    deadline = t_start + args.budget_s - reserve
     s = Settings(device, sizes, widths, warmup, iters, args.smoke, deadline)
 
     with _progress(True) as log:
@@ -542,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             log(f"{c.model}/{c.variant}/{c.size}/{c.backend}/{c.mode}: "
                 f"{_fmt(r.median_ms)} ms {r.status} {r.note}".rstrip())
+        s.deadline = t_start + args.budget_s - (PROFILE_RESERVE_S if args.profile and not args.smoke else 0.0)
+        layers = layer_table(s, valid, log)
         if args.profile:
             if time.monotonic() < t_start + args.budget_s - 10:
                 s.deadline = t_start + args.budget_s
@@ -565,12 +684,16 @@ def main(argv: list[str] | None = None) -> int:
         "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
         "backend_checks": {k: list(v) for k, v in valid.items()},
     }
-    table = render_markdown(meta, results)
+    table = render_markdown(meta, results) + render_layers(layers)
     print(table)
     if args.out:
         args.out.write_text(table)
     if args.json:
-        payload = {"meta": meta, "rows": [dataclasses.asdict(r) for r in results]}
+        payload = {
+            "meta": meta,
+            "rows": [dataclasses.asdict(r) for r in results],
+            "layers": [dataclasses.asdict(r) for r in layers],
+        }
         args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
     return 0
 

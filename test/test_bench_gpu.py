@@ -19,10 +19,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu.py"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
+pytestmark = pytest.mark.slow  # one CPU smoke run of the whole benchmark (~15-25 s CPU)
 
 
-def _table_rows(md: str) -> list[dict[str, str]]:
-    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+def _table_rows(md: str, section: int = 0) -> list[dict[str, str]]:
+    """Rows of the ``section``-th Markdown table (0 = network table, 1 = per-layer table)."""
+    tables, current = [], []
+    for ln in [*md.splitlines(), ""]:
+        if ln.startswith("|"):
+            current.append(ln)
+        elif current:
+            tables.append(current)
+            current = []
+    lines = tables[section]
     header = [h.strip() for h in lines[0].strip("|").split("|")]
     assert set(lines[1].replace("|", "")) == {"-"}, "second line must be the Markdown separator"
     return [dict(zip(header, (v.strip() for v in ln.strip("|").split("|")), strict=True)) for ln in lines[2:]]
@@ -87,21 +96,7 @@ def test_json_has_meta_and_same_rows(smoke):
     assert all(set(r["config"]) == {"model", "variant", "size", "backend", "mode"} for r in data["rows"])
 
 
-def test_budget_marks_the_rest_as_skipped(tmp_path):
-    """A zero budget runs nothing but still writes a complete table."""
-    out = tmp_path / "b.md"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2", TRITON_INTERPRET="1")
-    res = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--budget-s", "0", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert res.returncode == 0, res.stderr[-4000:]
-    rows = _table_rows(out.read_text())
-    assert rows and not any(r["status"] == "ok" for r in rows)
-    assert any(r["status"].startswith("skipped: budget") for r in rows)
-
-
-def test_priority_puts_paper_1024_bf16_fast_backends_first():
+def _load_bench():
     spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
@@ -109,6 +104,19 @@ def test_priority_puts_paper_1024_bf16_fast_backends_first():
         spec.loader.exec_module(mod)
     finally:
         del sys.modules[spec.name]
+    return mod
+
+
+def test_spent_budget_skips_instead_of_running():
+    mod = _load_bench()
+    s = mod.Settings("cpu", {"16×16": (16, 16)}, {"paper": 4, "lite": 2}, 1, 2, True, deadline=0.0)
+    valid = {"triton": (True, ""), "torchvision": (False, "unavailable"), "pytorch": (True, "")}
+    for c in mod.build_configs(["16×16"], ["paper"]):
+        assert mod.run_config(c, s, valid).status == "skipped: budget"
+
+
+def test_priority_puts_paper_1024_bf16_fast_backends_first():
+    mod = _load_bench()
     configs = mod.build_configs(list(mod.SIZES), list(mod.MODELS))
     first = {(c.model, c.variant, c.size, c.backend, c.mode) for c in configs[:3]}
     assert first == {
@@ -117,3 +125,14 @@ def test_priority_puts_paper_1024_bf16_fast_backends_first():
         ("paper", "eggnet", "1024²", "torchvision", "bf16"),
     }
     assert len(configs) == len(set(configs))
+
+
+def test_layer_table_compares_backends_with_plain_conv(smoke):
+    md, data, _ = smoke
+    rows = _table_rows(md, section=1)
+    impls = {r["implementation"].split(" ")[0] for r in rows if r["status"] == "ok"}
+    assert {"conv2d", "pytorch"} <= impls
+    if HAS_TRITON:
+        assert "triton" in impls
+    assert all(r["× conv"] for r in rows if r["status"] == "ok")
+    assert len(data["layers"]) == len(rows)

@@ -244,11 +244,11 @@ def block_sizes(
 ) -> dict[str, int]:
     """Tile sizes and warps for a layer; every dot dim >= 16 (``tl.dot``'s minimum), masks pad.
 
-    Chosen from offline sm_90a compiles (``ptxas -v``) since no GPU was at hand when written:
-    with NHWC input, 16-bit operands, 128 pixels × 32 input channels × up to 128 output channels
-    on 8 warps use ~165-205 registers with no spills, and the gathers become 16-byte
-    ``cp.async`` copies. fp32 (no tensor-core path under IEEE precision) needs smaller tiles to
-    stay out of spills. The output-channel block covers up to 128 channels so each pixel tile's
+    Chosen from offline sm_90a compiles (Triton 3.9, ``ptxas -v``) since no GPU was at hand when
+    written: with NHWC input and 16-bit operands, 128 pixels × 32 input channels × 64-128 output
+    channels on 8 warps use 125-155 registers with no spills, wgmma for the dot and 16-byte
+    ``cp.async`` copies for the gathers. fp32 (no tensor cores under IEEE precision) uses
+    smaller tiles (128 registers). ``bench/gpu.py`` sweeps alternatives on the device. The output-channel block covers up to 128 channels so each pixel tile's
     bilinear samples are computed once (Cout <= 128) or twice (Cout = 256) per layer.
     """
     if dtype == torch.float32:

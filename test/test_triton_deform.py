@@ -287,3 +287,9 @@ def test_several_channel_blocks_and_output_blocks(dtype):
     got = td.launch(x, offset, weight, b, blocks=blocks)
     tol = 1e-4 if dtype == torch.float32 else 3e-2
     np.testing.assert_allclose(got.float().cpu().numpy(), reference(x, offset, weight, b), atol=tol, rtol=tol)
+
+
+def test_probe_inside_autocast_still_validates_in_fp32():
+    """The registry may probe on the first call inside a bf16 autocast region (the node does)."""
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
+        assert td.validate_against_pytorch(DEVICE) <= td.PROBE_TOLERANCE[torch.float32]

@@ -248,8 +248,9 @@ def block_sizes(
     written: with NHWC input and 16-bit operands, 128 pixels × 32 input channels × 64-128 output
     channels on 8 warps use 125-155 registers with no spills, wgmma for the dot and 16-byte
     ``cp.async`` copies for the gathers. fp32 (no tensor cores under IEEE precision) uses
-    smaller tiles (128 registers). ``bench/gpu.py`` sweeps alternatives on the device. The output-channel block covers up to 128 channels so each pixel tile's
-    bilinear samples are computed once (Cout <= 128) or twice (Cout = 256) per layer.
+    smaller tiles (128 registers). ``bench/gpu.py`` sweeps alternatives on the device. The
+    output-channel block covers up to 128 channels so each pixel tile's bilinear samples are
+    computed once (Cout <= 128) or twice (Cout = 256) per layer.
     """
     if dtype == torch.float32:
         block_p, block_c, block_co, warps = 64, 16, min(64, max(16, _next_pow2(c_out))), 4
@@ -485,7 +486,8 @@ def validate_against_pytorch(
     bias = torch.randn(c_out, generator=g)
     dev = torch.device(device)
     args = [t.to(dev) for t in (x, offset, weight, bias)]
-    with torch.no_grad():
+    # The probe may first run inside a caller's autocast region: compare in the dtype asked for.
+    with torch.no_grad(), torch.autocast(dev.type, enabled=False):
         ref = deform_conv2d_pytorch(*args, (1, 1), (1, 1), (1, 1), None).float()
         cast = [args[0].to(dtype), args[1], args[2].to(dtype), args[3].to(dtype)]
         got = deform_conv2d_triton(*cast).float()

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import eggnet_ros.model.deform as deform_module
 from eggnet_ros.model import (
     DeformConv2d,
     available_backends,
@@ -112,8 +113,11 @@ def test_offsets_entirely_outside_give_bias_only() -> None:
     torch.testing.assert_close(out, bias.view(1, -1, 1, 1).expand_as(out), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("cin", [5, 40])
-def test_pytorch_backend_backward_matches_reference(cin: int) -> None:
+@pytest.mark.parametrize(("cin", "band_bytes"), [(5, 0), (40, 0), (5, 1), (40, 20000)])
+def test_pytorch_backend_backward_matches_reference(
+    monkeypatch: pytest.MonkeyPatch, cin: int, band_bytes: int
+) -> None:
+    monkeypatch.setattr(deform_module, "TRAINING_COLS_BYTES", band_bytes)  # 0: one band, 1: per row
     x, offset, weight, bias = _case(7, cin=cin)
     mask = torch.rand(2, 9, 7, 9, generator=torch.Generator().manual_seed(8))
     leaves = [t.clone().requires_grad_(True) for t in (x, offset, weight, bias, mask)]
@@ -218,3 +222,20 @@ def test_implausible_offsets_warn_once(caplog: pytest.LogCaptureFixture) -> None
         layer(x, torch.full((1, 18, 5, 5), 80.0))
         layer(x, torch.full((1, 18, 5, 5), 80.0))
     assert len([r for r in caplog.records if "implausibly large" in r.message]) == 1
+
+
+@pytest.mark.parametrize("budget", [1, 3000])  # 1 byte: one output row per band
+def test_inference_banding_matches_reference(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
+    monkeypatch.setattr(deform_module, "INFERENCE_COLS_BYTES", budget)
+    g = torch.Generator().manual_seed(40)
+    x = torch.randn(2, 3, 9, 8, generator=g)
+    weight = torch.randn(4, 3, 3, 3, generator=g)
+    bias = torch.randn(4, generator=g)
+    offset = torch.randn(2, 18, 5, 4, generator=g) * 3
+    mask = torch.rand(2, 9, 5, 4, generator=g)
+    with torch.no_grad():
+        got = deform_conv2d(
+            x, offset, weight, bias, padding=2, backend="pytorch", stride=2, dilation=2, mask=mask
+        )
+    want = reference_deform_conv2d(*_as64(x, offset, weight, bias), 2, 2, 2, mask.double())
+    torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)

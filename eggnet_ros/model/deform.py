@@ -187,22 +187,22 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 def _sampling_grid(
     offset: Tensor, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-    padding: tuple[int, int], dilation: tuple[int, int],
+    padding: tuple[int, int], dilation: tuple[int, int], row0: int = 0,
 ) -> Tensor:
     """Normalised ``grid_sample`` coordinates of every tap, shape ``(N, K*Ho, Wo, 2)``.
 
-    The taps are stacked along the grid's height so that ``grid_sample`` returns
-    ``(N, C, K*Ho, Wo)``, which is already the im2col matrix ``(N, C*K, Ho*Wo)`` after a free
-    ``view``: no permute/copy before the GEMM. Coordinates are built in fp32 even for bf16/fp16
-    inputs because an 8-bit mantissa cannot address pixel 300.25 (fp64 for fp64 offsets, so
-    ``gradcheck`` sees exact coordinates).
+    ``offset`` covers output rows ``row0 .. row0 + Ho``. The taps are stacked along the grid's
+    height so that ``grid_sample`` returns ``(N, C, K*Ho, Wo)``, which is already the im2col
+    matrix ``(N, C*K, Ho*Wo)`` after a free ``view``: no permute/copy before the GEMM.
+    Coordinates are built in fp32 even for bf16/fp16 inputs because an 8-bit mantissa cannot
+    address pixel 300.25 (fp64 for fp64 offsets, so ``gradcheck`` sees exact coordinates).
     """
     n, _, ho, wo = offset.shape
     kh, kw = kernel
     hi, wi = in_hw
     dev = offset.device
     f32 = torch.float64 if offset.dtype == torch.float64 else torch.float32
-    ys = torch.arange(ho, device=dev, dtype=f32) * stride[0] - padding[0]
+    ys = torch.arange(row0, row0 + ho, device=dev, dtype=f32) * stride[0] - padding[0]
     xs = torch.arange(wo, device=dev, dtype=f32) * stride[1] - padding[1]
     ky = torch.arange(kh, device=dev, dtype=f32).repeat_interleave(kw) * dilation[0]
     kx = torch.arange(kw, device=dev, dtype=f32).repeat(kh) * dilation[1]
@@ -214,6 +214,16 @@ def _sampling_grid(
     gx = px.mul(2.0 / wi).add_(1.0 / wi - 1.0)
     gy = py.mul(2.0 / hi).add_(1.0 / hi - 1.0)
     return torch.stack((gx, gy), dim=-1).view(n, kh * kw * ho, wo, 2)
+
+
+#: The im2col buffer is built in bands of output rows of about this many bytes: each band's
+#: samples are still in cache when its GEMM reads them. Measured on this CPU (1 thread, CPU
+#: time, one deformable conv): 16 ch 256² 71 -> 39 ms, 64 ch 256² 315 -> 179 ms, 128 ch 128²
+#: 169 -> 115 ms (inference); forward+backward 4×16 ch 128² 252 -> 170 ms, 64 ch 256² 1117 ->
+#: 954 ms. Without autograd it also bounds memory for large frames on small machines (with
+#: autograd every band's buffer is kept for the backward pass anyway). 0 disables banding.
+INFERENCE_COLS_BYTES = 8 << 20
+TRAINING_COLS_BYTES = 8 << 20
 
 
 def deform_conv2d_pytorch(
@@ -228,42 +238,71 @@ def deform_conv2d_pytorch(
     casts ``grid_sample`` to fp32 anyway); the im2col matrix is then cast to the compute dtype
     (the input's, or autocast's) so the dominant cost, the GEMM, runs in bf16/fp16 with the
     backend's fp32 accumulation. Memory is the im2col buffer ``C*K*Ho*Wo`` per image, like
-    torchvision's.
+    torchvision's, while autograd records; without it, one band of rows at a time
+    (:data:`INFERENCE_COLS_BYTES`).
     """
     n, cin, hi, wi = x.shape
-    cout, cin_w, kh, kw = weight.shape
-    groups = cin // cin_w
+    cout, _, kh, kw = weight.shape
     ho, wo = offset.shape[-2:]
     compute_dtype = x.dtype
     if torch.is_autocast_enabled(x.device.type):
         compute_dtype = torch.get_autocast_dtype(x.device.type)
     with torch.autocast(x.device.type, enabled=False):
-        grid = _sampling_grid(offset, (hi, wi), (kh, kw), stride, padding, dilation)
         xs = x if x.dtype in (torch.float32, torch.float64) else x.float()
         if xs.device.type == "cpu" and cin >= 32:
-            # Measured (1 thread, CPU time; module docstring): PyTorch's CPU grid_sample reads a channels-last
-            # input 10-25 % faster at 64-256 channels (forward and backward); the copy is 1/9 of
-            # the im2col output it feeds, and the output stays NCHW so the GEMM view is free.
+            # Measured (1 thread, CPU time; module docstring): CPU grid_sample reads a
+            # channels-last input 10-25 % faster at 64-256 channels (forward and backward); the
+            # copy is 1/9 of the im2col output it feeds, and the output stays NCHW.
             xs = xs.contiguous(memory_format=torch.channels_last)
-        if xs.dtype != grid.dtype:  # grid_sample needs one dtype; the wider one wins
-            wide = torch.promote_types(xs.dtype, grid.dtype)
-            xs, grid = xs.to(wide), grid.to(wide)
-        cols = F.grid_sample(xs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        cols = cols.view(n, cin, kh * kw, ho * wo)  # (N, C, K, L)
-        if mask is not None:
-            cols = cols * mask.to(cols.dtype).view(n, 1, kh * kw, ho * wo)
-        cols = cols.to(compute_dtype)
         w = weight.to(compute_dtype)
-        if groups == 1:
-            out = torch.matmul(w.view(cout, cin * kh * kw), cols.view(n, cin * kh * kw, ho * wo))
+        b = bias.to(compute_dtype).view(1, cout, 1, 1) if bias is not None else None
+        recording = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, offset, weight, bias, mask)
+        )
+        band = ho
+        budget = TRAINING_COLS_BYTES if recording else INFERENCE_COLS_BYTES
+        if budget:
+            row_bytes = n * cin * kh * kw * wo * max(xs.element_size(), 4)
+            band = max(1, min(ho, budget // row_bytes))
+        if band >= ho:
+            out = _deform_rows(xs, offset, w, mask, 0, (hi, wi), stride, padding, dilation, compute_dtype)
         else:
-            cols_g = cols.view(n, groups, (cin // groups) * kh * kw, ho * wo)
-            w_g = w.view(groups, cout // groups, (cin // groups) * kh * kw)
-            out = torch.matmul(w_g.unsqueeze(0), cols_g)
-        out = out.reshape(n, cout, ho, wo)
-        if bias is not None:
-            out = out + bias.to(compute_dtype).view(1, cout, 1, 1)
+            out = torch.empty(n, cout, ho, wo, dtype=compute_dtype, device=x.device)
+            for r0 in range(0, ho, band):
+                r1 = min(ho, r0 + band)
+                out[:, :, r0:r1] = _deform_rows(
+                    xs, offset[:, :, r0:r1], w, None if mask is None else mask[:, :, r0:r1], r0,
+                    (hi, wi), stride, padding, dilation, compute_dtype,
+                )
+        if b is not None:
+            out = out + b
     return out
+
+
+def _deform_rows(
+    xs: Tensor, offset: Tensor, w: Tensor, mask: Tensor | None, row0: int, in_hw: tuple[int, int],
+    stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], compute_dtype: torch.dtype,
+) -> Tensor:
+    """Output rows ``row0 .. row0 + offset.shape[2]`` (no bias): sample all taps, then one GEMM."""
+    n, cin = xs.shape[:2]
+    cout, cin_g, kh, kw = w.shape
+    groups = cin // cin_g
+    ho, wo = offset.shape[-2:]
+    grid = _sampling_grid(offset, in_hw, (kh, kw), stride, padding, dilation, row0)
+    if xs.dtype != grid.dtype:  # grid_sample needs one dtype; the wider one wins
+        wide = torch.promote_types(xs.dtype, grid.dtype)
+        xs, grid = xs.to(wide), grid.to(wide)
+    cols = F.grid_sample(xs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    cols = cols.view(n, cin, kh * kw, ho * wo)  # (N, C, K, L)
+    if mask is not None:
+        cols = cols * mask.to(cols.dtype).view(n, 1, kh * kw, ho * wo)
+    cols = cols.to(compute_dtype)
+    if groups == 1:
+        out = torch.matmul(w.view(cout, cin * kh * kw), cols.view(n, cin * kh * kw, ho * wo))
+    else:
+        cols_g = cols.view(n, groups, cin_g * kh * kw, ho * wo)
+        out = torch.matmul(w.view(groups, cout // groups, cin_g * kh * kw).unsqueeze(0), cols_g)
+    return out.reshape(n, cout, ho, wo)
 
 
 def _probe_pytorch(_device_type: str) -> bool:

@@ -239,3 +239,14 @@ def test_inference_banding_matches_reference(monkeypatch: pytest.MonkeyPatch, bu
         )
     want = reference_deform_conv2d(*_as64(x, offset, weight, bias), 2, 2, 2, mask.double())
     torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)
+
+
+def test_channels_last_tensors_match_reference() -> None:
+    x, offset, weight, bias = _case(50, cin=40)
+    mask = torch.rand(2, 9, 7, 9, generator=torch.Generator().manual_seed(51))
+    cl = [t.contiguous(memory_format=torch.channels_last) for t in (x, offset, weight, mask)]
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            got = deform_conv2d(cl[0], cl[1], cl[2], bias, backend="pytorch", mask=cl[3])
+        want = reference_deform_conv2d(*_as64(x, offset, weight, bias), mask=mask.double())
+        torch.testing.assert_close(got.double(), want, atol=1e-4, rtol=1e-4)

@@ -199,3 +199,14 @@ def test_bf16_autocast_forward_close_to_fp32() -> None:
     r_fp32, r_bf16 = want - image, got.float() - image
     assert r_fp32.abs().max() > 1e-3
     assert (r_bf16 - r_fp32).abs().max() < 0.05 * r_fp32.abs().max()
+
+
+def test_channels_last_network_matches_nchw() -> None:
+    net = _tiny("eggnet").eval()
+    image, mgv = _inputs(3)
+    with torch.no_grad():
+        want = net(image, mgv)
+        net = net.to(memory_format=torch.channels_last)
+        cl = torch.channels_last
+        got = net(image.contiguous(memory_format=cl), mgv.contiguous(memory_format=cl))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

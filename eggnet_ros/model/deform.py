@@ -293,15 +293,15 @@ def _deform_rows(
         wide = torch.promote_types(xs.dtype, grid.dtype)
         xs, grid = xs.to(wide), grid.to(wide)
     cols = F.grid_sample(xs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    cols = cols.view(n, cin, kh * kw, ho * wo)  # (N, C, K, L)
+    cols = cols.view(n, cin, kh * kw, ho * wo)  # (N, C, K, L); grid_sample's output is NCHW-contiguous
     if mask is not None:
-        cols = cols * mask.to(cols.dtype).view(n, 1, kh * kw, ho * wo)
+        cols = cols * mask.to(cols.dtype).reshape(n, 1, kh * kw, ho * wo)
     cols = cols.to(compute_dtype)
     if groups == 1:
-        out = torch.matmul(w.view(cout, cin * kh * kw), cols.view(n, cin * kh * kw, ho * wo))
+        out = torch.matmul(w.reshape(cout, cin * kh * kw), cols.view(n, cin * kh * kw, ho * wo))
     else:
         cols_g = cols.view(n, groups, cin_g * kh * kw, ho * wo)
-        out = torch.matmul(w.view(groups, cout // groups, cin_g * kh * kw).unsqueeze(0), cols_g)
+        out = torch.matmul(w.reshape(groups, cout // groups, cin_g * kh * kw).unsqueeze(0), cols_g)
     return out.reshape(n, cout, ho, wo)
 
 

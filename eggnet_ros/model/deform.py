@@ -224,6 +224,9 @@ def _sampling_grid(
 #: autograd every band's buffer is kept for the backward pass anyway). 0 disables banding.
 INFERENCE_COLS_BYTES = 8 << 20
 TRAINING_COLS_BYTES = 8 << 20
+#: On GPUs bands only bound inference memory (many small bands would cost kernel launches,
+#: and the cache argument does not hold); autograd runs unbanded there.
+GPU_INFERENCE_COLS_BYTES = 1 << 30
 
 
 def deform_conv2d_pytorch(
@@ -260,7 +263,10 @@ def deform_conv2d_pytorch(
             t is not None and t.requires_grad for t in (x, offset, weight, bias, mask)
         )
         band = ho
-        budget = TRAINING_COLS_BYTES if recording else INFERENCE_COLS_BYTES
+        if x.device.type == "cpu":
+            budget = TRAINING_COLS_BYTES if recording else INFERENCE_COLS_BYTES
+        else:
+            budget = 0 if recording else GPU_INFERENCE_COLS_BYTES
         if budget:
             row_bytes = n * cin * kh * kw * wo * max(xs.element_size(), 4)
             band = max(1, min(ho, budget // row_bytes))

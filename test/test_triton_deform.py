@@ -300,3 +300,27 @@ def test_probe_inside_autocast_still_validates_in_fp32():
     """The registry may probe on the first call inside a bf16 autocast region (the node does)."""
     with torch.autocast(DEVICE, dtype=torch.bfloat16):
         assert td.validate_against_pytorch(DEVICE) <= td.PROBE_TOLERANCE[torch.float32]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_kernel_compiles_for_hopper_without_a_gpu(dtype):
+    """Ahead-of-time compile for sm_90 (Triton's bundled ptxas): the GPU-only branch of the kernel
+    (native bf16 ``tl.dot``; the interpreter runs an fp32 stand-in) must build before a GPU run."""
+    pytest.importorskip("triton.backends.nvidia", reason="triton built without the NVIDIA backend")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+
+    fn = JITFunction(td._deform_conv3x3_fwd_kernel)  # not triton.jit: the interpreter is on here
+    blocks = td.block_sizes(64, 64, 1 << 20, torch.bfloat16 if dtype == "bf16" else torch.float32)
+    warps = blocks.pop("num_warps")
+    consts = {"HAS_BIAS": True, "HAS_MASK": False, "UPCAST_DOT": False,
+              "DOT_PRECISION": "ieee" if dtype == "fp32" else "tf32", **blocks}
+    sig = {n: "*" + dtype if n.endswith("_ptr") else "i32" for n in fn.arg_names}
+    sig.update({n: "constexpr" for n in consts})
+    src = ASTSource(fn=fn, signature=sig, constexprs=consts)
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    assert kernel.asm["cubin"]
+    if dtype == "bf16":
+        assert "wgmma" in kernel.asm["ptx"]  # tensor-core dot, not an fp32 fallback

@@ -35,10 +35,23 @@ def _to_rgb8(image: np.ndarray, encoding: str) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
-def _crop(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
+def _crop_origin(reference: np.ndarray) -> tuple[int, int, int]:
+    """(y, x, size) of the most textured square window: flat sky shows no difference."""
+    h, w = reference.shape[:2]
     s = min(CROP, h, w)
-    y, x = (h - s) // 2, (w - s) // 2
+    gray = cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    energy = cv2.integral(np.abs(cv2.Laplacian(gray, cv2.CV_32F)))
+    best, origin = -1.0, ((h - s) // 2, (w - s) // 2)
+    for y in range(0, h - s + 1, max(s // 6, 1)):
+        for x in range(0, w - s + 1, max(s // 6, 1)):
+            e = energy[y + s, x + s] - energy[y, x + s] - energy[y + s, x] + energy[y, x]
+            if e > best:
+                best, origin = float(e), (y, x)
+    return origin[0], origin[1], s
+
+
+def _crop(image: np.ndarray, origin: tuple[int, int, int]) -> np.ndarray:
+    y, x, s = origin
     return cv2.resize(image[y : y + s, x : x + s], (CROP, CROP), interpolation=cv2.INTER_NEAREST)
 
 
@@ -48,9 +61,9 @@ def write_crops(result: EvalResult, path: Path) -> bool:
         return False
     rows = []
     for label, blurred, deblurred, sharp in result.examples:
-        tiles = [_crop(_to_rgb8(a, result.encoding)) for a in (blurred, deblurred)]
-        if sharp is not None:
-            tiles.append(_crop(_to_rgb8(sharp, result.encoding)))
+        rgb = [_to_rgb8(a, result.encoding) for a in (blurred, deblurred, sharp) if a is not None]
+        origin = _crop_origin(rgb[-1])
+        tiles = [_crop(a, origin) for a in rgb]
         padded = [np.pad(t, ((40, 2), (2, 2), (0, 0)), constant_values=255) for t in tiles]
         row = np.concatenate(padded, axis=1)
         names = ["blurred", "deblurred", "sharp"][: len(tiles)]

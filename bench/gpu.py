@@ -188,8 +188,9 @@ def validate_backend(name: str, device: str, model_hw: tuple[int, int] = (40, 56
     """Does ``name`` run on ``device`` and agree with the pure-PyTorch backend?
 
     Checks one random layer (Cin/Cout not multiples of 16, offsets reaching outside the image)
-    in fp32 (tolerance 1e-4) and in bf16 autocast (5e-2), then a width-8 EggNet at ``model_hw``
-    in fp32 with pixel-sized offsets (1e-3). Returns (ok, reason shown in the table).
+    in fp32 (max error / max |output| <= 1e-4) and in bf16 autocast (2e-2), then a width-8
+    EggNet at ``model_hw`` in fp32 with pixel-sized offsets (max error 1e-3 on outputs ~[0, 1]).
+    Returns (ok, reason shown in the table).
     """
     import torch
 
@@ -209,13 +210,14 @@ def validate_backend(name: str, device: str, model_hw: tuple[int, int] = (40, 56
         b = torch.randn(40, generator=g).to(device)
         errs = {}
         with torch.no_grad():
-            for mode, tol in (("fp32", 1e-4), ("bf16", 5e-2)):
+            for mode, tol in (("fp32", 1e-4), ("bf16", 2e-2)):
                 with _autocast(device, mode):
                     ref = deform_conv2d(x, off, w, b, 1, backend="pytorch").float()
                     got = deform_conv2d(x, off, w, b, 1, backend=name).float()
-                errs[mode] = float((got - ref).abs().max())
+                # Relative to the output scale (|ref| ~ 3-5 here): bf16 rounds twice per sample.
+                errs[mode] = float((got - ref).abs().max()) / max(1.0, float(ref.abs().max()))
                 if not errs[mode] <= tol:  # also catches NaN
-                    return False, f"disagrees with pytorch ({mode} layer max err {errs[mode]:.3g} > {tol})"
+                    return False, f"disagrees with pytorch ({mode} layer rel err {errs[mode]:.3g} > {tol})"
             torch.manual_seed(0)
             model = EggNet(EggNetConfig.paper(width=8, deform_backend="pytorch")).to(device).eval()
             _realistic_offsets(model)
@@ -229,7 +231,7 @@ def validate_backend(name: str, device: str, model_hw: tuple[int, int] = (40, 56
                 return False, f"disagrees with pytorch (EggNet fp32 max err {errs['model']:.3g} > 1e-3)"
     except Exception as exc:
         return False, f"check failed: {_short(exc)}"
-    return True, "validated (max err " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) + ")"
+    return True, "validated (rel err " + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) + ")"
 
 
 # ----------------------------------------------------------------------------- model + runners

@@ -607,6 +607,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _meta(
+    args: argparse.Namespace, device: str, t_start: float, iters: int, warmup: int,
+    widths: dict[str, int], sizes: dict[str, tuple[int, int]], valid: dict[str, tuple[bool, str]],
+) -> dict[str, Any]:
+    import torch
+
+    return {
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else f"CPU {platform.machine()}",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "budget_s": args.budget_s,
+        "elapsed_s": time.monotonic() - t_start,
+        "iters": iters,
+        "warmup": warmup,
+        "smoke": args.smoke,
+        "widths": widths,
+        "sizes": {k: list(v) for k, v in sizes.items()},
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "backend_checks": {k: list(v) for k, v in valid.items()},
+    }
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
     t0 = time.monotonic()
@@ -622,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     args = parse_args(argv)
     if args.smoke:
-        # Triton's CPU interpreter must be chosen before triton is imported.
+        # Triton's CPU interpreter (set before anything is jitted; triton_deform jits lazily).
         os.environ.setdefault("TRITON_INTERPRET", "1")
         os.environ.setdefault("OMP_NUM_THREADS", "2")
     import torch
@@ -654,49 +678,43 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 valid[name] = validate_backend(name, device, (12, 20) if args.smoke else (40, 56))
             log(f"backend {name}: {valid[name][1]}")
-        results = []
+        results: list[Result] = []
+        layers: list[LayerResult] = []
+
+        def save(final: bool = False) -> None:
+            """Rewrite the outputs after every row: a hard kill still leaves the rows so far."""
+            meta = _meta(args, device, t_start, iters, warmup, widths, sizes, valid)
+            table = render_markdown(meta, results) + render_layers(layers)
+            if final:
+                print(table)
+            if args.out:
+                args.out.write_text(table)
+            if args.json:
+                payload = {
+                    "meta": meta,
+                    "rows": [dataclasses.asdict(r) for r in results],
+                    "layers": [dataclasses.asdict(r) for r in layers],
+                }
+                args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+
         models = args.models or (["paper"] if args.smoke else list(MODELS))
         for c in build_configs(list(sizes), models):
             r = run_config(c, s, valid)
             results.append(r)
             log(f"{c.model}/{c.variant}/{c.size}/{c.backend}/{c.mode}: "
                 f"{_fmt(r.median_ms)} ms {r.status} {r.note}".rstrip())
+            if r.iters:
+                save()
         s.deadline = t_start + args.budget_s - (PROFILE_RESERVE_S if args.profile and not args.smoke else 0.0)
-        layers = layer_table(s, valid, log)
+        layers.extend(layer_table(s, valid, log))
+        save()
         if args.profile:
             if time.monotonic() < t_start + args.budget_s - 10:
                 s.deadline = t_start + args.budget_s
                 profile(args.profile, s, valid, log)
             else:
                 args.profile.write_text("profile skipped: budget\n")
-
-    meta = {
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else f"CPU {platform.machine()}",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "versions": _versions(),
-        "budget_s": args.budget_s,
-        "elapsed_s": time.monotonic() - t_start,
-        "iters": iters,
-        "warmup": warmup,
-        "smoke": args.smoke,
-        "widths": widths,
-        "sizes": {k: list(v) for k, v in sizes.items()},
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
-        "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
-        "backend_checks": {k: list(v) for k, v in valid.items()},
-    }
-    table = render_markdown(meta, results) + render_layers(layers)
-    print(table)
-    if args.out:
-        args.out.write_text(table)
-    if args.json:
-        payload = {
-            "meta": meta,
-            "rows": [dataclasses.asdict(r) for r in results],
-            "layers": [dataclasses.asdict(r) for r in layers],
-        }
-        args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+        save(final=True)
     return 0
 
 

@@ -570,7 +570,8 @@ def render_markdown(meta: dict[str, Any], results: list[Result]) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         f"- cudnn.benchmark={meta['cudnn_benchmark']}, matmul TF32={meta['matmul_tf32']}, "
         f"cudnn TF32={meta['cudnn_tf32']}; widths: {meta['widths']}",
-        "- backends: " + "; ".join(f"{k}: {v[1]}" for k, v in meta["backend_checks"].items()),
+        "- backends: " + "; ".join(f"{k}: {v[1]}" for k, v in meta["backend_checks"].items())
+        + f"; `auto` resolves to: {meta['auto_backend']}",
         "",
         "| model | variant | size | backend | mode | ms/frame | p10 | p90 | fps | × plain | peak GiB "
         "| status |",
@@ -628,7 +629,18 @@ def _meta(
         "matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
         "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
         "backend_checks": {k: list(v) for k, v in valid.items()},
+        "auto_backend": _auto_backend(device),
     }
+
+
+def _auto_backend(device: str) -> str:
+    """What ``deform_backend="auto"`` resolves to here (the deployment default)."""
+    from eggnet_ros.model import resolve_backend
+
+    try:
+        return resolve_backend("auto", device)
+    except Exception as exc:
+        return f"error: {_short(exc)}"
 
 
 @contextlib.contextmanager

@@ -10,9 +10,13 @@ input, the offsets, the weights and the output ever touch global memory. bf16 is
 natively (torchvision's kernel upcasts it to fp32).
 
 Semantics are exactly those of ``torchvision.ops.deform_conv2d`` for a 3×3 kernel with stride 1,
-padding 1, dilation 1, one offset group and no modulation mask: the offset tensor is
+padding 1, dilation 1, one offset group and an optional DCNv2 mask: the offset tensor is
 (N, 2·9, H, W) with (dy, dx) per tap in row-major tap order; a sample whose position lies outside
-(-1, H) × (-1, W) is zero, and bilinear corners outside the image contribute zero.
+(-1, H) × (-1, W) is zero, and bilinear corners outside the image contribute zero. Other
+geometries, reached through the backend registry, fall back to the pure-PyTorch backend.
+
+The input is read as NHWC (converted once if needed) so that each bilinear corner is a contiguous
+run of channels; see :func:`block_sizes` for how the tiles were chosen without a GPU.
 
 Only the forward pass runs in Triton. Training goes through :class:`_TritonDeformFn`, whose
 backward recomputes the layer with the pure-PyTorch backend and differentiates that: training
@@ -23,7 +27,7 @@ which is how the tests check it on machines without a GPU. The kernel is jitted 
 only builtins (no ``tl.zeros``, which Triton itself jits at import), so the variable may be set
 after triton was imported.
 Uses only Triton APIs present in 3.6 (``tl.dot`` with ``input_precision``, masked ``tl.load``,
-``tl.static_range``, constexpr block sizes).
+``tl.full``, constexpr block sizes); it compiles for sm_90 with Triton 3.6 and 3.9.
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ if str(ROOT) not in sys.path:  # runnable as `python bench/gpu.py` from anywhere
 DEFORM_BACKENDS = ("triton", "torchvision", "pytorch")
 MODES = ("bf16", "fp32", "bf16+graph", "bf16+cl", "bf16+compile")
 SIZES = {"1024²": (1024, 1024), "1920×1080": (1080, 1920), "512²": (512, 512)}
+#: ASCII spellings for --sizes (shells and locales on lent machines may mangle "²"/"×").
+SIZE_ALIASES = {"1024": "1024²", "1080p": "1920×1080", "512": "512²"}
 #: Model name -> EggNetConfig classmethod and width on GPU / in --smoke.
 MODELS = {"paper": ("paper", 64, 4), "lite": ("lite", 16, 2)}
 PLAIN = "-"  # backend column of the plain-conv twin
@@ -602,7 +604,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="write top-15 CUDA kernels (paper EggNet 1024² bf16)")
     p.add_argument("--iters", type=int, default=None, help="timed frames per configuration (GPU: 50)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up frames (GPU: 5)")
-    p.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    p.add_argument("--sizes", nargs="+", choices=[*SIZES, *SIZE_ALIASES], default=list(SIZES),
+                   help="1024 | 1080p | 512 (default: all, in that order of importance)")
     p.add_argument("--models", nargs="+", choices=list(MODELS), help="default: all (--smoke: paper)")
     p.add_argument("--smoke", action="store_true", help="CPU, width 4/2, 16×16, 2 frames: checks the script")
     return p.parse_args(argv)
@@ -674,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
             print("no CUDA device: run with --smoke for the CPU check", file=sys.stderr)
             return 2
         device = "cuda"
-        sizes = {k: SIZES[k] for k in args.sizes}
+        sizes = {k: SIZES[k] for k in dict.fromkeys(SIZE_ALIASES.get(a, a) for a in args.sizes)}
         widths = {m: v[1] for m, v in MODELS.items()}
         warmup, iters = args.warmup or 5, args.iters or 50
         torch.backends.cudnn.benchmark = True

@@ -53,7 +53,7 @@ def test_deblur_folder_writes_frames_and_a_report(capture_folder, tmp_path_facto
         stem = r.file.split(".")[0]
         written = cv2.imread(str(out / f"{stem}.png"))
         assert written.shape == (H, W, 3)
-        assert (out / f"{stem}_side.jpg").is_file()
+        assert (out / f"{stem}_side.png").is_file()
     # passthrough writes the input unchanged (lossless PNG round trip)
     np.testing.assert_array_equal(
         cv2.imread(str(out / "0002.png")), cv2.imread(str(capture_folder / "0002.png"))
@@ -126,7 +126,7 @@ def test_cli_deblur_with_a_weights_file(capture_folder, tmp_path_factory, capsys
     printed = capsys.readouterr().out
     assert "0000.png" in printed and "deblurred" in printed
     assert (out / "0000.png").is_file() and (out / "report.csv").is_file()
-    assert cv2.imread(str(out / "0000_side.jpg")).shape == (30, 80, 3)
+    assert cv2.imread(str(out / "0000_side.png")).shape == (30, 80, 3)
 
 
 def test_long_blur_at_full_scale_is_reported_with_numbers(caplog):

@@ -218,11 +218,8 @@ def deblur_folder(
                     x, y, w, h = crop
                     a, b = full[y : y + h, x : x + w], out[y : y + h, x : x + w]
                 pair = side_by_side(a, b, ("input", f"deblurred ({res.status}, scale {s:.2g})"))
-                cv2.imwrite(
-                    str(out_dir / f"{stem}_side.jpg"),
-                    cv2.cvtColor(pair, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92],
-                )
+                # PNG: JPEG artefacts would blur the very detail being compared
+                cv2.imwrite(str(out_dir / f"{stem}_side.png"), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
         else:
             s_in = s_out = Sharpness(math.nan, math.nan, 0.0)
         reports.append(

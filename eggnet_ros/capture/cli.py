@@ -107,7 +107,7 @@ def add_deblur_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default=None, help="weights path or shipped model name")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     s.add_argument("--frames", type=int, nargs="*", default=None)
-    s.add_argument("--side-by-side", action="store_true", help="also write <frame>_side.jpg")
+    s.add_argument("--side-by-side", action="store_true", help="also write <frame>_side.png")
     s.add_argument(
         "--crop",
         type=int,

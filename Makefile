@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 export OMP_NUM_THREADS ?= 2
 export PYTHONDONTWRITEBYTECODE = 1
 
+TRITON_STAMP := $(VENV)/.triton-stamp
+# Tests that need Triton's CPU interpreter (about 1 GB) run in their own target.
+TRITON_TESTS := test/test_triton_deform.py test/test_bench_gpu.py
+
 .PHONY: venv test lint pytest demo bench clean triton test-triton
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
@@ -22,9 +26,18 @@ lint: venv
 	$(BIN)/ruff check .
 
 pytest: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(addprefix --ignore=,$(TRITON_TESTS))
 
-test: lint pytest
+$(TRITON_STAMP): $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check -q triton==3.9.0
+	touch $(TRITON_STAMP)
+
+triton: $(TRITON_STAMP)
+
+test-triton: triton
+	$(BIN)/pytest -q $(TRITON_TESTS)
+
+test: lint pytest test-triton
 
 demo: venv
 	$(BIN)/python -m eggnet_ros.demo

@@ -218,9 +218,9 @@ def _sampling_grid(
 
 #: The im2col buffer is built in bands of output rows of about this many bytes: each band's
 #: samples are still in cache when its GEMM reads them. Measured on this CPU (1 thread, CPU
-#: time, one deformable conv): 16 ch 256² 71 -> 39 ms, 64 ch 256² 315 -> 179 ms, 128 ch 128²
-#: 169 -> 115 ms (inference); forward+backward 4×16 ch 128² 252 -> 170 ms, 64 ch 256² 1117 ->
-#: 954 ms. Without autograd it also bounds memory for large frames on small machines (with
+#: time, one deformable conv, unbanded -> 8 MB bands): 16 ch 256² 64 -> 33 ms, 64 ch 256² 316 ->
+#: 176 ms, 128 ch 128² 173 -> 108 ms (inference); forward+backward 4×16 ch 128² 186 -> 129 ms,
+#: 64 ch 256² 1060 -> 852 ms. Without autograd it also bounds memory for large frames (with
 #: autograd every band's buffer is kept for the backward pass anyway). 0 disables banding.
 INFERENCE_COLS_BYTES = 8 << 20
 TRAINING_COLS_BYTES = 8 << 20

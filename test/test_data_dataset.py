@@ -61,7 +61,11 @@ def test_items_are_seeded_by_index_epoch_and_split() -> None:
 def test_worker_processes_give_the_same_items() -> None:
     """Items depend only on (seed, split, epoch, index), not on the worker that makes them."""
     ds = SyntheticDeblurDataset(patch=16, length=4, seed=9)
-    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2, worker_init_fn=worker_init)
+    # spawn, as eggnet-train does: forking a process whose OpenCV/torch thread pools already ran
+    # (earlier tests in the same session) can deadlock the children.
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=1, num_workers=2, worker_init_fn=worker_init, multiprocessing_context="spawn"
+    )
     for index, batch in enumerate(loader):
         assert torch.equal(batch["blurred"][0], ds[index]["blurred"])
         assert torch.equal(batch["mgv"][0], ds[index]["mgv"])

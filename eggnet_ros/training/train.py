@@ -222,6 +222,9 @@ def build_loader(config: TrainConfig, start: int, info: DistInfo) -> DataLoader:
         sampler=StreamSampler(start, info.rank, info.world),
         num_workers=config.num_workers,
         worker_init_fn=worker_init if config.num_workers > 0 else None,
+        # spawn, not fork: a forked child of a process whose OpenCV/OpenMP thread pools already
+        # ran can deadlock on their locks.
+        multiprocessing_context="spawn" if config.num_workers > 0 else None,
         persistent_workers=config.num_workers > 0,
         pin_memory=torch.cuda.is_available(),
         drop_last=True,

@@ -60,6 +60,11 @@ class FrameReport:
     input: Sharpness
     output: Sharpness
     ms: float
+    #: The same measures at the processing scale (network input vs network output); equal to
+    #: input/output when scale == 1. Long blur processed small is best judged here: at full
+    #: resolution the unchanged fine detail dilutes the change.
+    input_processed: Sharpness | None = None
+    output_processed: Sharpness | None = None
 
 
 def predicted_blur_px(capture: Capture, index: int, imu: ImuSamples | None = None, cols: int = 8) -> float:
@@ -212,6 +217,9 @@ def deblur_folder(
         if out is not None:
             cv2.imwrite(str(out_dir / f"{stem}.png"), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
             s_in, s_out = compare(full, out)
+            p_in, p_out = (
+                (s_in, s_out) if s == 1.0 else compare(small, res.image if res.image is not None else small)
+            )
             if side_by_side_frames:
                 a, b = full, out
                 if crop is not None:
@@ -221,9 +229,11 @@ def deblur_folder(
                 # PNG: JPEG artefacts would blur the very detail being compared
                 cv2.imwrite(str(out_dir / f"{stem}_side.png"), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
         else:
-            s_in = s_out = Sharpness(math.nan, math.nan, 0.0)
+            s_in = s_out = p_in = p_out = Sharpness(math.nan, math.nan, 0.0)
         reports.append(
-            FrameReport(entry.file, res.status, res.reason, s, blur_full, res.blur_px, s_in, s_out, ms)
+            FrameReport(
+                entry.file, res.status, res.reason, s, blur_full, res.blur_px, s_in, s_out, ms, p_in, p_out
+            )
         )
         _LOG.info(
             "%s: %s %s blur %.1f px full / %.1f px processed, grad %.4f -> %.4f, lapvar %.3g -> %.3g",
@@ -241,17 +251,23 @@ def deblur_folder(
     return reports
 
 
+def _g(s: Sharpness | None) -> float:
+    return math.nan if s is None else s.gradient
+
+
 def format_table(reports: list[FrameReport]) -> str:
     """The per-frame table printed by the CLIs (blur in px; sharpness on the input's texture mask)."""
     lines = [
         f"{'frame':<22}{'status':<12}{'scale':>6}{'blur full':>10}{'blur proc':>10}"
         f"{'grad in':>9}{'grad out':>9}{'lapvar in':>11}{'lapvar out':>11}"
+        f"{'grad in@p':>10}{'grad out@p':>11}"
     ]
     for r in reports:
         lines.append(
             f"{r.file:<22}{r.status:<12}{r.scale:>6.3f}{r.blur_px_full:>10.1f}{r.blur_px_processed:>10.1f}"
             f"{r.input.gradient:>9.4f}{r.output.gradient:>9.4f}{r.input.laplacian_var:>11.3g}"
             f"{r.output.laplacian_var:>11.3g}"
+            f"{_g(r.input_processed):>10.4f}{_g(r.output_processed):>11.4f}"
         )
     return "\n".join(lines)
 
@@ -271,6 +287,10 @@ def write_report(reports: list[FrameReport], path: str | Path) -> None:
                 "lapvar_in",
                 "lapvar_out",
                 "texture_coverage",
+                "grad_in_processed",
+                "grad_out_processed",
+                "lapvar_in_processed",
+                "lapvar_out_processed",
                 "ms",
                 "reason",
             ]
@@ -288,6 +308,10 @@ def write_report(reports: list[FrameReport], path: str | Path) -> None:
                     f"{r.input.laplacian_var:.6g}",
                     f"{r.output.laplacian_var:.6g}",
                     f"{r.input.coverage:.3f}",
+                    f"{_g(r.input_processed):.5f}",
+                    f"{_g(r.output_processed):.5f}",
+                    f"{math.nan if r.input_processed is None else r.input_processed.laplacian_var:.6g}",
+                    f"{math.nan if r.output_processed is None else r.output_processed.laplacian_var:.6g}",
                     f"{r.ms:.0f}",
                     r.reason,
                 ]

@@ -137,3 +137,32 @@ def test_long_blur_at_full_scale_is_reported_with_numbers(caplog):
         check_blur_range(130.0, 0.5)  # SHIELD-like: 65 px seen by the network
         check_blur_range(130.0, 0.15)  # 19.5 px: in range, silent
     assert len(caplog.records) == 1 and "130 px (65 px at scale 0.5)" in caplog.records[0].getMessage()
+
+
+def test_eggnet_deblur_folder_mode(capture_folder, tmp_path_factory, capsys):
+    """`eggnet-deblur --folder` is the capture batch mode, through the same processor."""
+    from eggnet_ros.cli.deblur import main
+    from eggnet_ros.model import EggNet, EggNetConfig, save_weights
+
+    torch.manual_seed(0)
+    weights = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_weights(EggNet(EggNetConfig(width=4)), weights, {"training_data": "none (random init)"})
+    out = tmp_path_factory.mktemp("folder")
+    argv = [
+        "--folder",
+        str(capture_folder),
+        "--out-dir",
+        str(out),
+        "--model",
+        str(weights),
+        "--device",
+        "cpu",
+    ]
+    assert main([*argv, "--scale", "1.0"]) == 0
+    printed = capsys.readouterr().out
+    assert "deblurred" in printed and "passthrough" in printed
+    assert sorted(p.name for p in out.glob("*.png")) == ["0000.png", "0001.png", "0002.png"]
+    assert main(["--folder", str(capture_folder)]) == 1  # --out-dir missing: one clear line
+    assert "--folder needs --out-dir" in capsys.readouterr().err
+    assert main(["--image", "x.png"]) == 1
+    assert "single-image mode needs --imu" in capsys.readouterr().err

@@ -10,8 +10,12 @@ the camera YAML is a ROS ``camera_calibration`` file. Defaults come from
 because the blur is below ``--min-blur-px``), 2 = could not deblur (reason on stderr; the input is
 written unchanged unless ``--fallback drop``), 1 = bad arguments or model.
 
-Single-image processing lives in :func:`deblur_file` so a batch mode (``--folder``) can loop over
-it without a second code path.
+Batch mode over a capture folder (the layout of ``docs/captures.md``: frames, ``frames.csv``,
+``imu.csv``, ``camera.yaml``, ``rig.yaml``; the rig overrides the timing arguments)::
+
+    eggnet-deblur --folder CAPTURE --out-dir OUT [--scale auto] [--model PATH]
+
+Both modes go through the same :class:`DeblurProcessor` as the node.
 """
 
 from __future__ import annotations
@@ -59,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     timing, motion, proc = ExposureTiming(), MotionConfig(), ProcessorConfig()
     p = argparse.ArgumentParser(prog="eggnet-deblur", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--image", required=True, type=Path, help="blurred input image (PNG/JPEG/TIFF)")
-    p.add_argument("--imu", required=True, type=Path, help="gyro CSV with header t,wx,wy,wz")
-    p.add_argument("--camera-info", required=True, type=Path, help="ROS camera_calibration YAML")
-    p.add_argument("--stamp", required=True, type=float, help="image stamp (s, camera clock)")
+    p.add_argument("--image", default=None, type=Path, help="blurred input image (PNG/JPEG/TIFF)")
+    p.add_argument("--imu", default=None, type=Path, help="gyro CSV with header t,wx,wy,wz")
+    p.add_argument("--camera-info", default=None, type=Path, help="ROS camera_calibration YAML")
+    p.add_argument("--stamp", default=None, type=float, help="image stamp (s, camera clock)")
     p.add_argument("--exposure-time", type=float, default=timing.exposure_time, help="exposure time (s)")
     p.add_argument("--stamp-convention", choices=("start", "middle", "end"), default=timing.stamp_convention,
                    help="which instant of the exposure span the stamp marks")
@@ -83,9 +87,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", choices=SUPPORTED_ENCODINGS, default=None,
                    help="how to interpret the file (default: mono8/mono16/bgr8 from its layout; "
                         "give bayer_* for raw mosaics saved as single-channel images)")
-    p.add_argument("--out", required=True, type=Path, help="output image path")
+    p.add_argument("--out", default=None, type=Path, help="output image path")
+    batch = p.add_argument_group("batch mode over a capture folder (docs/captures.md)")
+    batch.add_argument("--folder", type=Path, default=None,
+                       help="capture folder; replaces --image/--imu/...")
+    batch.add_argument("--out-dir", type=Path, default=None, help="where deblurred frames + report.csv go")
+    batch.add_argument("--scale", default="auto",
+                       help="processing scale: a float, or auto = shrink until the blur is in the "
+                       "model's range")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
+
+
+def _check_mode(args: argparse.Namespace) -> None:
+    if args.folder is not None:
+        if args.out_dir is None:
+            raise CliError("--folder needs --out-dir")
+        return
+    missing = [flag for flag, value in (("--image", args.image), ("--imu", args.imu),
+               ("--camera-info", args.camera_info), ("--stamp", args.stamp), ("--out", args.out))
+               if value is None]
+    if missing:
+        raise CliError(f"single-image mode needs {', '.join(missing)} (or use --folder)")
+
+
+def run_folder(args: argparse.Namespace) -> int:
+    """Batch mode: every frame of a capture folder, rig calibration from its rig.yaml."""
+    from eggnet_ros.capture.batch import deblur_folder, format_table
+
+    scale: float | str = args.scale if args.scale == "auto" else float(args.scale)
+    reports = deblur_folder(args.folder, args.out_dir, config_from_args(args), scale=scale)
+    print(format_table(reports))
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> ProcessorConfig:
@@ -151,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(message)s")
     try:
+        _check_mode(args)
+        if args.folder is not None:
+            return run_folder(args)
         inputs = load_inputs(args.imu, args.camera_info, args.max_imu_gap)
         processor = DeblurProcessor(config_from_args(args))
         result = deblur_file(processor, args.image, args.out, args.stamp, inputs, args.encoding)

@@ -31,7 +31,8 @@ def model_dirs() -> list[Path]:
     try:  # only present on ROS installs (or with the PyPI ament_index wheel)
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-        with contextlib.suppress(PackageNotFoundError):
+        # the PyPI ament_index wheel raises OSError when AMENT_PREFIX_PATH is unset (no ROS install)
+        with contextlib.suppress(PackageNotFoundError, OSError):
             dirs.append(Path(get_package_share_directory(PACKAGE)) / "models")
     except ImportError:
         pass

@@ -399,12 +399,15 @@ class DeblurNode(Node):
         self.pub_diag.publish(build_array(status, self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout=30.0)
-        logging.getLogger("eggnet_ros").removeHandler(self._log_handler)
+        # Also called after a failed __init__ (bad model, bad parameters): tear down what exists.
+        if hasattr(self, "_stop"):
+            self._stop.set()
+            with self._cond:
+                self._cond.notify_all()
+            if self._worker.is_alive():
+                self._worker.join(timeout=30.0)
+        if hasattr(self, "_log_handler"):
+            logging.getLogger("eggnet_ros").removeHandler(self._log_handler)
         super().destroy_node()
 
 

@@ -148,12 +148,19 @@ def test_bad_cameras_are_rejected() -> None:
         CameraModel(640, 480, K, "equidistant", np.ones(5))
 
 
-def test_camera_pickles_for_worker_processes() -> None:
-    import pickle
+def _project_in_worker(cam: CameraModel, rays: np.ndarray) -> tuple[CameraModel, np.ndarray]:
+    return cam, cam.project(rays)
+
+
+def test_camera_travels_to_worker_processes() -> None:
+    """DataLoader/ProcessPool workers (spawn) receive cameras by value, cache included."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     cam = CameraModel(660, 490, K, "rational_polynomial", MODELS["rational_polynomial"])
     cam.grid_geometry(np.arange(3.0), np.arange(2.0))  # populate the cache
-    back = pickle.loads(pickle.dumps(cam))
-    assert back == cam
     rays = _rays(5)
-    np.testing.assert_array_equal(back.project(rays), cam.project(rays))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        back, projected = pool.submit(_project_in_worker, cam, rays).result(timeout=120)
+    assert back == cam
+    np.testing.assert_array_equal(projected, cam.project(rays))

@@ -20,19 +20,11 @@ import cv2
 import numpy as np
 
 from eggnet_ros.config import MotionConfig
+from eggnet_ros.data.sensor import linear_to_srgb, srgb_to_linear
 from eggnet_ros.motion import CameraModel, FrameMotion, frame_motion
 
 #: Sub-exposure samples of the operator: dense enough that the streak is continuous.
 RL_SAMPLES = 31
-
-
-def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def _linear_to_srgb(y: np.ndarray) -> np.ndarray:
-    y = np.clip(y, 0.0, 1.0)
-    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055).astype(np.float32)
 
 
 class HomographyBlurOperator:
@@ -107,9 +99,9 @@ def deblur_pair_rl(pair: Any, iterations: int = 30) -> np.ndarray:
     config = MotionConfig(timing=pair.timing, n_samples=RL_SAMPLES, max_imu_gap=1.0)
     motion = frame_motion(pair.imu, pair.stamp, height, config)
     operator = HomographyBlurOperator(motion, pair.camera)
-    linear = _srgb_to_linear(np.clip(pair.blurred, 0.0, 1.0))
+    linear = srgb_to_linear(np.clip(pair.blurred, 0.0, 1.0))
     restored = richardson_lucy(linear, operator, iterations)
-    return _linear_to_srgb(restored).reshape(pair.blurred.shape)
+    return linear_to_srgb(restored).reshape(pair.blurred.shape)
 
 
 def rl_restorer(iterations: int) -> Callable[[Any], np.ndarray]:

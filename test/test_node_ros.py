@@ -326,6 +326,8 @@ def test_exposure_time_topic_sets_the_window(harness) -> None:
     h.wait_for(lambda: pub.get_subscription_count() > 0)
     h.camera_info()
     h.imu(69.5, 70.02)  # covers a 20 ms exposure around 70.0 (ends 70.01) but not a 60 ms one (70.03)
+    # Under load the first frame could overtake camera_info (best effort): wait until it arrived.
+    assert h.wait_for(lambda: h.node._camera_info is not None)
     h.frame(70.0, _frames(1)[0])
     assert h.wait_for(lambda: len(h.images) == 1)
     pub.publish(Float64(data=0.06))

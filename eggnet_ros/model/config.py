@@ -41,6 +41,10 @@ class EggNetConfig:
     #: Std of the initial weights of the convs that output offsets/MGOs: small, so a fresh network
     #: is (almost) a plain conv net, as in DCN practice, yet gradients reach every offset branch.
     offset_init_std: float = 1e-3
+    #: How the gyro branches (GTM, IGTM) start: "motion" places the 9 deformable taps on the
+    #: straight-line blur path from the MGVs (``eggnet_ros.model.blocks.init_mgo_conv_along_path``),
+    #: "small" is DCN's near-plain start. Only affects fresh networks, never loaded weights.
+    offset_init: str = "motion"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -53,6 +57,8 @@ class EggNetConfig:
                 f"input_mode {self.input_mode!r} needs in_channels={expected}, got {self.in_channels} "
                 f"(EggNetConfig.paper(input_mode=...) fills it in)"
             )
+        if self.offset_init not in ("motion", "small"):
+            raise ValueError(f"unknown offset_init {self.offset_init!r}; expected 'motion' or 'small'")
         if self.width < 1 or self.mgv_channels < 1:
             raise ValueError("width and mgv_channels must be positive")
 

@@ -66,16 +66,17 @@ class EggNet(nn.Module):
         # Encoder LV1: Conv+ReLU, GTM, Res
         self.enc1_conv = conv_relu(in_ch, c1)
         self.enc1_transform = (
-            GTM(c1, cfg.mgv_channels, backend, std) if cfg.variant in ("eggnet", "base_gtm") else deform(c1)
+            GTM(c1, cfg.mgv_channels, backend, std, cfg.offset_init, cfg.mgv_scale)
+            if cfg.variant in ("eggnet", "base_gtm") else deform(c1)
         )
         self.enc1_res = ResBlock(c1)
         # Encoder LV2/LV3: strided Conv+ReLU, IGTM, Res
         use_igtm = cfg.variant == "eggnet"
         self.enc2_down = conv_relu(c1, c2, stride=2)
-        self.enc2_transform = IGTM(c2, backend, std) if use_igtm else deform(c2)
+        self.enc2_transform = IGTM(c2, backend, std, cfg.offset_init) if use_igtm else deform(c2)
         self.enc2_res = ResBlock(c2)
         self.enc3_down = conv_relu(c2, c3, stride=2)
-        self.enc3_transform = IGTM(c3, backend, std) if use_igtm else deform(c3)
+        self.enc3_transform = IGTM(c3, backend, std, cfg.offset_init) if use_igtm else deform(c3)
         self.enc3_res = ResBlock(c3)
         # Decoder LV3: Deform Conv, Res, Upsample + Conv+ReLU
         self.dec3_deform = deform(c3)

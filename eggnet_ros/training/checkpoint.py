@@ -109,3 +109,17 @@ def load_checkpoint(
     )
     LOGGER.info("resumed %s at iteration %d (%d samples)", path, state.iteration, state.samples_seen)
     return state, dict(metadata.get("config", {}))
+
+
+def read_checkpoint_state(path: str | os.PathLike[str]) -> TrainState:
+    """Progress counters of a checkpoint without building a model (for tools and status checks)."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
+    if not metadata:
+        raise ValueError(f"{path} is not an eggnet_ros training checkpoint (no metadata)")
+    return TrainState(
+        iteration=int(metadata["iteration"]),
+        samples_seen=int(metadata["samples_seen"]),
+        elapsed_s=float(metadata["elapsed_s"]),
+        extra=dict(metadata.get("extra", {})),
+    )

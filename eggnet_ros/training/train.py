@@ -20,6 +20,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,8 @@ class TrainConfig:
     #: "auto" = bf16 autocast on CUDA, fp32 on CPU.
     amp: str = "auto"
     deform_backend: str = "auto"
+    #: Start of the gyro branches of a fresh network: "motion" (taps on the blur path) or "small".
+    offset_init: str = "motion"
     #: Resume from out_dir/checkpoint.safetensors when present.
     resume: bool = True
     #: Initialise from released weights (e.g. models/eggnet_full.safetensors) when no checkpoint exists.
@@ -198,6 +202,7 @@ def build_model(config: TrainConfig):
         in_channels=in_channels,
         input_mode=config.input_mode,
         deform_backend=config.deform_backend,
+        offset_init=config.offset_init,
     )
     return EggNet(model_config), model_config
 
@@ -262,6 +267,44 @@ def _write_loss_plot(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+class _GracefulStop:
+    """SIGTERM/SIGINT end the run after the current step with a checkpoint, not mid-write.
+
+    Why: background CPU runs and cluster jobs are stopped by signals; without this, up to
+    ``checkpoint_every`` iterations are lost and the loss CSV runs ahead of the checkpoint.
+    A second signal restores the default behaviour (immediate stop).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        LOGGER.warning("signal %d: stopping after this step (send again to stop now)", signum)
+        self.requested = True
+        self.restore()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def _truncate_loss_csv(csv_path: Path, iteration: int) -> None:
+    """Drop rows logged after the checkpoint we resume from (they will be logged again)."""
+    with csv_path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
+    if len(kept) != len(rows):
+        with csv_path.open("w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict (also written into the model card)."""
     info = init_distributed()
@@ -295,6 +338,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     loader = build_loader(config, state.samples_seen, info)
     csv_path = out_dir / "loss.csv"
     new_csv = not csv_path.exists() or state.iteration == 0
+    if not new_csv:
+        _truncate_loss_csv(csv_path, state.iteration)
     csv_file = csv_path.open("w" if new_csv else "a", newline="")
     writer = csv.writer(csv_file)
     if new_csv:
@@ -319,7 +364,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     reported_rate = 0
     model.train()
     data_iter = iter(loader)
-    while state.iteration < config.iterations:
+    stop = _GracefulStop()
+    while state.iteration < config.iterations and not stop.requested:
         elapsed = base_elapsed + (time.monotonic() - started)
         if config.budget_s is not None and elapsed >= config.budget_s:
             LOGGER.info(
@@ -374,12 +420,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
             if due:
                 save_checkpoint(ckpt_path, model, optimizer, state, dataclasses.asdict(config))
                 last_ckpt_time = now
+    stop.restore()
     if progress is not None:
         progress.close()
     csv_file.close()
 
     summary: dict[str, Any] = {}
-    if info.main:
+    if info.main and stop.requested:
+        # Interrupted: keep the exact state to resume from, skip the (long) evaluation and export.
+        save_checkpoint(ckpt_path, model, optimizer, state, dataclasses.asdict(config))
+        LOGGER.warning("stopped by signal at iteration %d; checkpoint in %s", state.iteration, ckpt_path)
+        summary = {"iterations": state.iteration, "interrupted": True}
+    elif info.main:
         if run_steps and "samples_per_s" not in state.extra:
             state.extra["samples_per_s"] = (
                 run_steps * config.batch_size * info.world / max(1e-9, time.monotonic() - started)

@@ -30,6 +30,7 @@ tolerance. Small images and ``grid_step=1`` are evaluated exactly at every pixel
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -215,10 +216,109 @@ def _upsample(coarse: np.ndarray, width: int, height: int, out: np.ndarray) -> N
     _extrapolate_border(out, ys[0], ys[-1], axis=1)
 
 
+def _grid_cells(size: int, step: float) -> int:
+    return max(int(np.ceil(size / step)), 2)
+
+
 def _coarse(motion: FrameMotion, camera: CameraModel, step: float) -> np.ndarray:
     W, H = camera.width, camera.height
-    w, h = max(int(np.ceil(W / step)), 2), max(int(np.ceil(H / step)), 2)
+    w, h = _grid_cells(W, step), _grid_cells(H, step)
     return _evaluate(motion, camera, _cell_centres(W, w), _cell_centres(H, h))
+
+
+@dataclass(frozen=True)
+class CoarseMGV:
+    """The MGV field sampled on a grid, plus where the samples sit: all it takes to rebuild it.
+
+    ``values`` (6, h, w) float32 are exact MGVs (channels: ``MGV_CHANNELS``) at pixel columns
+    ``xs`` (w,) and rows ``ys`` (h,) of a ``width`` x ``height`` image. The full field is their
+    bilinear interpolation with linear extrapolation over the half-cell border
+    (:func:`upsample_mgv`; sample ``j`` sits where ``cv2.resize``/``F.interpolate`` with
+    ``align_corners=False`` map it, ``(j + .5) size/cells - .5``). When ``exact``, the grid is
+    every pixel and ``values`` already is the field. Carrying this instead of the full field
+    keeps the per-frame host work O(grid): the upsample can run where the model runs.
+    """
+
+    values: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+    width: int
+    height: int
+
+    @property
+    def exact(self) -> bool:
+        return self.values.shape[1:] == (self.height, self.width)
+
+
+def _exact(motion: FrameMotion, camera: CameraModel) -> CoarseMGV:
+    xs, ys = np.arange(camera.width, dtype=np.float64), np.arange(camera.height, dtype=np.float64)
+    return CoarseMGV(_evaluate(motion, camera, xs, ys), xs, ys, camera.width, camera.height)
+
+
+def _grid(motion: FrameMotion, camera: CameraModel, step: float) -> CoarseMGV:
+    W, H = camera.width, camera.height
+    xs, ys = _cell_centres(W, _grid_cells(W, step)), _cell_centres(H, _grid_cells(H, step))
+    return CoarseMGV(_evaluate(motion, camera, xs, ys), xs, ys, W, H)
+
+
+def mgv_coarse(
+    motion: FrameMotion,
+    camera: CameraModel,
+    *,
+    tolerance_px: float = DEFAULT_TOLERANCE_PX,
+    grid_step: int | None = None,
+) -> CoarseMGV:
+    """The MGV field as a :class:`CoarseMGV`: the grid :func:`mgv_field` would upsample.
+
+    Same arguments and the same grid choice as :func:`mgv_field` (which is
+    ``upsample_mgv(mgv_coarse(...))``), so its error bound holds for any faithful upsampler.
+    Costs O(grid) - a few hundred samples for moderate motion - instead of O(pixels).
+    """
+    W, H = camera.width, camera.height
+    if grid_step is not None and not (grid_step == 1 or grid_step >= _MIN_STEP):
+        raise ValueError(f"grid_step must be 1 (exact) or >= {_MIN_STEP}")
+    if grid_step == 1 or (grid_step is None and min(W, H) < 4 * _MIN_STEP):
+        return _exact(motion, camera)
+    if grid_step is not None:
+        return _grid(motion, camera, grid_step)
+    step = float(min(_PROBE_STEP, min(W, H) // 4))
+    if motion.is_global_shutter and not camera.is_distorted:
+        # pinhole global shutter: the step follows from a rigorous bound, no probing needed
+        coef = pinhole_error_coefficient(motion, camera)
+        if coef > 0:
+            step = min(step, float(np.sqrt(tolerance_px / coef)))
+        if step < _MIN_STEP:
+            return _exact(motion, camera)
+        _LOG.debug("MGV grid step %.1f px, rigorous error bound %.4f px", step, coef * step * step)
+        return _grid(motion, camera, step)
+    # Otherwise probe on a very coarse grid, predict the step from the h^2 scaling, verify.
+    grid = _grid(motion, camera, step)
+    bound = error_bound(grid.values)
+    while bound > tolerance_px:
+        step = min(0.9 * step * np.sqrt(tolerance_px / bound), 0.75 * step)
+        if step < _MIN_STEP:
+            return _exact(motion, camera)
+        grid = _grid(motion, camera, step)
+        bound = error_bound(grid.values)
+    _LOG.debug("MGV grid step %.1f px, error bound %.4f px", step, bound)
+    return grid
+
+
+def upsample_mgv(coarse: CoarseMGV, out: np.ndarray | None = None) -> np.ndarray:
+    """Full-resolution (6, H, W) float32 field from ``coarse`` (OpenCV bilinear + extrapolated border).
+
+    ``out`` (6, H, W) float32 C-contiguous may be passed to reuse a buffer.
+    """
+    W, H = coarse.width, coarse.height
+    if out is None:
+        out = np.empty((6, H, W), dtype=np.float32)
+    elif out.shape != (6, H, W) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(6, H, W)}")
+    if coarse.exact:
+        out[...] = coarse.values
+    else:
+        _upsample(coarse.values, W, H, out)
+    return out
 
 
 def mgv_field(
@@ -238,47 +338,60 @@ def mgv_field(
     resolution: rows are matched through their normalised positions.
     """
     W, H = camera.width, camera.height
-    if out is None:
-        out = np.empty((6, H, W), dtype=np.float32)
-    elif out.shape != (6, H, W) or out.dtype != np.float32 or not out.flags.c_contiguous:
+    if out is not None and (out.shape != (6, H, W) or out.dtype != np.float32 or not out.flags.c_contiguous):
         raise ValueError(f"out must be a C-contiguous float32 array of shape {(6, H, W)}")
-    if grid_step is not None and not (grid_step == 1 or grid_step >= _MIN_STEP):
-        raise ValueError(f"grid_step must be 1 (exact) or >= {_MIN_STEP}")
-    if grid_step == 1 or (grid_step is None and min(W, H) < 4 * _MIN_STEP):
-        out[...] = _evaluate(motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
-        return out
-    if grid_step is not None:
-        _upsample(_coarse(motion, camera, grid_step), W, H, out)
-        return out
-    step = float(min(_PROBE_STEP, min(W, H) // 4))
-    if motion.is_global_shutter and not camera.is_distorted:
-        # pinhole global shutter: the step follows from a rigorous bound, no probing needed
-        coef = pinhole_error_coefficient(motion, camera)
-        if coef > 0:
-            step = min(step, float(np.sqrt(tolerance_px / coef)))
-        if step < _MIN_STEP:
-            out[...] = _evaluate(
-                motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64)
-            )
-            return out
-        _LOG.debug("MGV grid step %.1f px, rigorous error bound %.4f px", step, coef * step * step)
-        _upsample(_coarse(motion, camera, step), W, H, out)
-        return out
-    # Otherwise probe on a very coarse grid, predict the step from the h^2 scaling, verify.
-    coarse = _coarse(motion, camera, step)
-    bound = error_bound(coarse)
-    while bound > tolerance_px:
-        step = min(0.9 * step * np.sqrt(tolerance_px / bound), 0.75 * step)
-        if step < _MIN_STEP:
-            out[...] = _evaluate(
-                motion, camera, np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64)
-            )
-            return out
-        coarse = _coarse(motion, camera, step)
-        bound = error_bound(coarse)
-    _LOG.debug("MGV grid step %.1f px, error bound %.4f px", step, bound)
-    _upsample(coarse, W, H, out)
-    return out
+    coarse = mgv_coarse(motion, camera, tolerance_px=tolerance_px, grid_step=grid_step)
+    if out is None and coarse.exact:
+        return coarse.values  # already the field, freshly allocated
+    return upsample_mgv(coarse, out)
+
+
+def interpolation_weights(centres: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(len(positions), len(centres)) 1-D linear interpolation weights, extrapolating linearly.
+
+    Row ``i`` reproduces, as a weighted sum of the samples at ``centres`` (increasing, >= 2),
+    the value :func:`upsample_mgv`'s scheme gives at ``positions[i]``: linear between the two
+    enclosing samples, and continuing the first/last segment's line outside them.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    positions = np.asarray(positions, dtype=np.float64)
+    n = len(centres)
+    if n < 2:
+        raise ValueError("need at least two sample positions")
+    i = np.clip(np.searchsorted(centres, positions, side="right") - 1, 0, n - 2)
+    t = (positions - centres[i]) / (centres[i + 1] - centres[i])
+    w = np.zeros((len(positions), n))
+    rows = np.arange(len(positions))
+    w[rows, i] = 1.0 - t
+    w[rows, i + 1] = t
+    return w
+
+
+#: Most pixels :func:`blur_extent_coarse` evaluates (keeps it O(1) in the image size).
+_EXTENT_POINTS = 4096
+
+
+def blur_extent_coarse(coarse: CoarseMGV, percentile: float = 95.0) -> float:
+    """:func:`blur_extent_px` of ``upsample_mgv(coarse)`` without building the full field.
+
+    The streak ``pro - pre`` is interpolated (the same bilinear scheme, as two small matmuls) at
+    pixels on a regular grid of at most ~4096 points, and its length's percentile taken there.
+    The field is smooth, so the sparser sampling moves the percentile by a fraction of a pixel
+    (``test_motion_mgv`` bounds it against the full-field value on random motions, rolling
+    shutter and distortion included); the cost no longer grows with the image.
+    """
+    if coarse.exact:
+        return blur_extent_px(coarse.values, percentile)
+    W, H = coarse.width, coarse.height
+    stride = max(4, int(np.ceil(np.sqrt(W * H / _EXTENT_POINTS))))
+    px = np.arange(0, W, stride, dtype=np.float64)
+    py = np.arange(0, H, stride, dtype=np.float64)
+    wx = interpolation_weights(coarse.xs, px)  # (nx, w)
+    wy = interpolation_weights(coarse.ys, py)  # (ny, h)
+    v = coarse.values.astype(np.float64)
+    streak = v[2:4] - v[0:2]  # (2, h, w): interpolation is linear, so interpolate the difference
+    sx, sy = (wy @ streak[k] @ wx.T for k in range(2))
+    return float(np.percentile(np.hypot(sx, sy), percentile))
 
 
 def blur_extent_px(mgv: np.ndarray, percentile: float = 95.0) -> float:

@@ -30,6 +30,8 @@ import torch
 from eggnet_ros.model.bayer import BAYER_LAYOUTS, PACKED_ORDER, pack_bayer, unpack_bayer
 
 InputMode = Literal["rgb", "mono", "bayer"]
+#: Where :meth:`Conversion.prepare`/:meth:`Conversion.finish` run their per-pixel work.
+Backend = Literal["numpy", "torch"]
 
 #: OpenCV names Bayer patterns after the 2x2 block starting at (1, 1), hence the shifted names
 #: (the same table as cv_bridge / rosbags-image use).
@@ -163,18 +165,65 @@ class Conversion:
                  out: np.ndarray | None = None) -> torch.Tensor:
         """Camera array -> (N, C, h, w) float32 tensor in [0, 1] on ``device``.
 
-        ``out``: optional float32 buffer of :meth:`chw_shape` reused on the CPU (a fresh 12 MB
-        array per megapixel frame costs more in page faults than the conversion itself); the
-        returned tensor then shares its memory.
+        :meth:`upload` then :meth:`prepare`. ``out``: optional float32 buffer of
+        :meth:`chw_shape` reused on the CPU (a fresh 12 MB array per megapixel frame costs more
+        in page faults than the conversion itself); the returned tensor then shares its memory.
+        """
+        return self.prepare(self.upload(image, device), out=out)
+
+    def upload(self, image: np.ndarray, device: torch.device | str = "cpu",
+               pinned: dict | None = None) -> torch.Tensor:
+        """Host side of the input: the camera's integers, as they are, on ``device``.
+
+        No float conversion here: on a GPU that is a quarter (8-bit) of the bytes over PCIe and
+        no per-pixel host work; on the CPU it is a zero-copy view. Only a Bayer frame for an RGB
+        model is demosaiced first (OpenCV, host). 16-bit frames travel as int16 bits on CUDA
+        (whose kernels barely support uint16) and are unwrapped by :meth:`prepare`.
+        ``pinned``: a dict the caller keeps per thread, in which page-locked staging buffers are
+        cached by shape, so the copy is asynchronous; the caller must synchronise the device
+        before the next upload reuses the buffer (the processor does, before the model runs).
         """
         info, mode = self.encoding, self.input_mode
         check_image(image, info)
-        if info.kind == "bayer" and mode != "rgb":
-            chw = _to_chw_float(pack_bayer(image, info.pattern), info.max_value, device, hwc=False, out=out)
+        arr = demosaic(image, info.pattern) if info.kind == "bayer" and mode == "rgb" else image
+        arr = np.ascontiguousarray(arr)
+        dev = torch.device(device)
+        if dev.type == "cpu":
+            return torch.from_numpy(arr)
+        if arr.dtype == np.uint16:
+            arr = arr.view(np.int16)
+        t = torch.from_numpy(arr)
+        if pinned is not None and torch.cuda.is_available():
+            key = (tuple(arr.shape), arr.dtype.str)
+            stage = pinned.get(key)
+            if stage is None:
+                stage = pinned[key] = torch.empty(arr.shape, dtype=t.dtype, pin_memory=True)
+            np.copyto(stage.numpy(), arr)
+            t = stage
+        return t.to(dev, non_blocking=True)
+
+    def prepare(self, raw: torch.Tensor, out: np.ndarray | None = None,
+                backend: Backend | None = None) -> torch.Tensor:
+        """Device side of the input: :meth:`upload`'s integers -> (N, C, h, w) float32 in [0, 1].
+
+        Runs where ``raw`` is: OpenCV/numpy on the CPU (fastest there, into ``out`` if given),
+        torch kernels on a GPU (layout, Bayer packing, BGR flip and scaling next to the model).
+        ``backend="torch"`` forces the torch kernels on a CPU tensor (tests compare the two).
+        """
+        info, mode = self.encoding, self.input_mode
+        packed = info.kind == "bayer" and mode != "rgb"
+        hwc = raw.ndim == 3
+        reverse = info.kind == "bgr"
+        if _backend(raw, backend) == "numpy":
+            arr = raw.numpy()
+            if packed:
+                arr, hwc = pack_bayer(arr, info.pattern), False
+            chw = _chw_float_numpy(arr, info.max_value, hwc, reverse, out)
         else:
-            arr = demosaic(image, info.pattern) if info.kind == "bayer" else image
-            chw = _to_chw_float(arr, info.max_value, device, hwc=arr.ndim == 3, reverse=info.kind == "bgr",
-                                out=out)
+            t = raw
+            if packed:
+                t, hwc = pack_bayer(t, info.pattern), False
+            chw = _chw_float_from_raw(t, info.max_value, hwc, reverse)
         if mode == "mono":
             return chw.unsqueeze(1)  # each channel / Bayer plane is one batch item: (C, 1, h, w)
         if mode == "rgb" and chw.shape[0] == 1:
@@ -183,14 +232,36 @@ class Conversion:
 
     # -- out ---------------------------------------------------------------------------------
     def from_model(self, out: torch.Tensor) -> np.ndarray:
-        """(N, C, h, w) float tensor (any device) -> array in the camera's encoding."""
-        info, mode = self.encoding, self.input_mode
+        """(N, C, h, w) float tensor (any device) -> array in the camera's encoding.
+
+        :meth:`finish` then :meth:`download`.
+        """
+        return self.download(self.finish(out))
+
+    def finish(self, out: torch.Tensor, backend: Backend | None = None) -> torch.Tensor:
+        """Device side of the output: model output -> the camera's layout, quantised, on its device.
+
+        Clamp, scale, round and cast (and luminance, BGR flip, Bayer re-mosaic, interleave) run
+        where the model ran, so only the final integers cross to the host. On the CPU OpenCV does
+        it (several times faster than torch there); ``backend="torch"`` forces the torch kernels.
+        The result is (H, W) or (H, W, C), uint8 or (16-bit encodings, on the torch path) int32.
+        """
         out = out.detach().float()
+        if _backend(out, backend) == "numpy":
+            return torch.from_numpy(self._finish_numpy(out))
+        return self._finish_torch(out)
+
+    def download(self, t: torch.Tensor) -> np.ndarray:
+        """Host side of the output: :meth:`finish`'s tensor -> numpy in the encoding's dtype."""
+        return t.cpu().numpy().astype(self.encoding.dtype, copy=False)
+
+    def _finish_numpy(self, out: torch.Tensor) -> np.ndarray:
+        info, mode = self.encoding, self.input_mode
         if info.kind == "bayer":
             if mode == "rgb":
                 return remosaic(_to_image(out[0], info), info.pattern)
             planes = out[0] if mode == "bayer" else out[:, 0]
-            return unpack_bayer(np.stack(_to_planes(planes, info)), info.pattern)
+            return unpack_bayer(np.stack(_planes_opencv(planes, info)), info.pattern)
         if info.kind == "mono":
             if mode == "rgb":
                 w = torch.tensor(LUMA_WEIGHTS, dtype=out.dtype, device=out.device).view(3, 1, 1)
@@ -201,22 +272,53 @@ class Conversion:
             chw = chw.flip(0)
         return _to_image(chw, info)
 
+    def _finish_torch(self, out: torch.Tensor) -> torch.Tensor:
+        info, mode = self.encoding, self.input_mode
+        if info.kind == "bayer":
+            if mode == "rgb":
+                rgb = _quantise(out[0], info)
+                raw = torch.empty(rgb.shape[1:], dtype=rgb.dtype, device=rgb.device)
+                for plane, (r, c) in zip(PACKED_ORDER, BAYER_LAYOUTS[info.pattern], strict=True):
+                    raw[r::2, c::2] = rgb[_PLANE_CHANNEL[plane], r::2, c::2]
+                return raw
+            planes = out[0] if mode == "bayer" else out[:, 0]
+            return unpack_bayer(_quantise(planes, info), info.pattern)
+        if info.kind == "mono":
+            if mode == "rgb":
+                w = torch.tensor(LUMA_WEIGHTS, dtype=out.dtype, device=out.device).view(3, 1, 1)
+                return _quantise((out[0] * w).sum(0), info)
+            return _quantise(out[0, 0], info)
+        chw = out[0] if mode == "rgb" else out[:, 0]
+        if info.kind == "bgr":
+            chw = chw.flip(0)
+        return _quantise(chw, info).permute(1, 2, 0).contiguous()
 
-def _to_chw_float(arr: np.ndarray, max_value: float, device: torch.device | str, hwc: bool,
-                  reverse: bool = False, out: np.ndarray | None = None) -> torch.Tensor:
-    """(H, W), (H, W, C) if ``hwc`` or (C, H, W) integers -> contiguous (C, H, W) float32 in [0, 1].
 
-    ``reverse`` flips the channel order (BGR -> RGB).
-    """
-    if torch.device(device).type == "cpu":
-        return _chw_float_numpy(arr, max_value, hwc, reverse, out)
-    return _chw_float_torch(arr, max_value, device, hwc, reverse)
+def _backend(t: torch.Tensor, backend: Backend | None) -> Backend:
+    """numpy/OpenCV for CPU tensors unless told otherwise, torch kernels on any other device."""
+    if backend is not None:
+        if backend not in ("numpy", "torch"):
+            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        if backend == "numpy" and t.device.type != "cpu":
+            raise ValueError("the numpy backend needs a CPU tensor")
+        return backend
+    return "numpy" if t.device.type == "cpu" else "torch"
+
+
+def _quantise(t: torch.Tensor, info: EncodingInfo) -> torch.Tensor:
+    """Float in [0, 1] -> rounded, clipped integers (uint8, or int32 for 16-bit encodings)."""
+    q = t.mul(info.max_value).round_().clamp_(0.0, info.max_value)
+    return q.to(torch.uint8 if info.dtype == np.uint8 else torch.int32)
 
 
 def _chw_float_numpy(arr: np.ndarray, max_value: float, hwc: bool, reverse: bool,
                      out: np.ndarray | None = None) -> torch.Tensor:
-    # De-interleave with OpenCV and scale with numpy, single-threaded: on a small, busy CPU this
-    # beats torch's threaded cast + permute several times over.
+    """(H, W), (H, W, C) if ``hwc`` or (C, H, W) integers -> contiguous (C, H, W) float32 in [0, 1].
+
+    ``reverse`` flips the channel order (BGR -> RGB). De-interleaves with OpenCV and scales with
+    numpy, single-threaded: on a small, busy CPU this beats torch's threaded cast + permute
+    several times over.
+    """
     planes = cv2.split(arr) if hwc else [arr] if arr.ndim == 2 else list(arr)
     if reverse:
         planes = planes[::-1]
@@ -228,31 +330,28 @@ def _chw_float_numpy(arr: np.ndarray, max_value: float, hwc: bool, reverse: bool
     return torch.from_numpy(out)
 
 
-def _chw_float_torch(arr: np.ndarray, max_value: float, device: torch.device | str, hwc: bool,
-                     reverse: bool) -> torch.Tensor:
-    # GPU: upload the integers (1/4 of the float bytes), then lay out and scale on the device.
-    if arr.dtype == np.uint16:  # CUDA kernels barely support uint16: ship int16 bits, unwrap there
-        t = torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).to(device).to(torch.int32) & 0xFFFF
-    else:
-        t = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
+def _chw_float_from_raw(t: torch.Tensor, max_value: float, hwc: bool, reverse: bool) -> torch.Tensor:
+    """The torch twin of :func:`_chw_float_numpy` on an uploaded integer tensor (any device)."""
+    if t.dtype == torch.int16:  # 16-bit frames travel as int16 bits (see Conversion.upload)
+        t = t.to(torch.int32) & 0xFFFF
     t = t.permute(2, 0, 1) if hwc else t.unsqueeze(0) if t.ndim == 2 else t
     if reverse:
         t = t.flip(0)
     return t.to(torch.float32).mul_(1.0 / max_value).contiguous()
 
 
-def _to_planes(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
-    """(C, h, w) float in [0, 1] -> C (h, w) arrays of the encoding's dtype (rounded, clipped)."""
-    if chw.device.type != "cpu":
-        return _planes_torch(chw, info)
-    return _planes_opencv(chw, info)
+def _chw_float_torch(arr: np.ndarray, max_value: float, device: torch.device | str, hwc: bool,
+                     reverse: bool) -> torch.Tensor:
+    """Upload ``arr`` as integers (1/4 of the float bytes) and lay out and scale on ``device``."""
+    if arr.dtype == np.uint16:
+        arr = np.ascontiguousarray(arr).view(np.int16)
+    raw = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
+    return _chw_float_from_raw(raw, max_value, hwc, reverse)
 
 
 def _planes_torch(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
     # Quantise on the GPU: a quarter of the bytes to download.
-    t = chw.mul(info.max_value).round_().clamp_(0.0, info.max_value)
-    t = t.to(torch.uint8 if info.dtype == np.uint8 else torch.int32).cpu().numpy()
-    return list(t.astype(info.dtype, copy=False))
+    return list(_quantise(chw, info).cpu().numpy().astype(info.dtype, copy=False))
 
 
 def _planes_opencv(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
@@ -265,7 +364,7 @@ def _planes_opencv(chw: torch.Tensor, info: EncodingInfo) -> list[np.ndarray]:
 
 def _to_image(chw: torch.Tensor, info: EncodingInfo) -> np.ndarray:
     """(C, h, w) float -> (h, w) for C == 1, else (h, w, C) interleaved, in the encoding's dtype."""
-    planes = _to_planes(chw, info)
+    planes = _planes_opencv(chw, info)
     if len(planes) == 1:
         return planes[0]
     if planes[0].dtype == np.uint8:

@@ -32,16 +32,16 @@ from eggnet_ros.core.encodings import (
     check_image,
     plan_conversion,
 )
+from eggnet_ros.core.mgv_upsample import mgv_tensor
 from eggnet_ros.core.model_paths import resolve_model_path
 from eggnet_ros.motion import (
     CameraModel,
     ImuSamples,
     MotionError,
-    blur_extent_px,
     exposure_window,
     frame_motion,
-    mgv_field,
 )
+from eggnet_ros.motion.mgv import CoarseMGV, blur_extent_coarse, mgv_coarse
 
 _LOG = logging.getLogger(__name__)
 
@@ -63,8 +63,16 @@ class FrameResult:
     ``imu_covered`` tells whether the IMU covered the whole exposure window (diagnostics).
     ``fallback`` is True when the frame could not be deblurred (``reason`` says why) - as opposed
     to a deliberate passthrough of a frame with less than ``min_blur_px`` of blur.
-    ``timings`` are milliseconds: ``motion`` (window, rotations, MGVs), ``convert`` (encoding
-    in + out), ``model`` (the network alone, device-synchronised), ``total``.
+    ``timings`` are milliseconds, split by where the work runs so that what stalls the node's
+    thread is visible apart from what the device does:
+
+    - host (the calling thread): ``motion`` (exposure window, gyro integration, the MGVs on
+      their coarse grid, blur extent), ``upload`` (hand the frame's integers and the grid to the
+      device), ``download`` (fetch the output integers); ``host`` is their sum;
+    - device (where the model runs; on a CPU device the same thread): ``prepare`` (image to
+      float, MGV grid to full resolution), ``model`` (the network alone), ``finish`` (finite
+      check, clamp/scale/round/cast, layout); each ends with a device synchronisation;
+    - ``convert`` = upload + prepare + finish + download; ``total`` = wall time of the call.
     """
 
     image: np.ndarray | None
@@ -269,37 +277,47 @@ class DeblurProcessor:
             motion = frame_motion(imu, stamp, height, motion_cfg)
             cam = camera if conv.downscale == 1 else camera.resized(width // conv.downscale,
                                                                     height // conv.downscale)
-            mgv = mgv_field(motion, cam, out=self._scratch("mgv", (6, cam.height, cam.width)))
+            # Only the coarse grid on the host: the full field is built next to the model.
+            coarse = mgv_coarse(motion, cam)
         except MotionError as exc:  # covered at both ends, but with a gap inside
             return fallback(f"motion: {exc}")
         except ValueError as exc:
             return fallback(f"motion: {exc}", covered=True)
-        blur = float(blur_extent_px(mgv)) * conv.downscale
+        # bilinear interpolation of finite samples is finite: checking the grid checks the field
+        finite = bool(np.isfinite(coarse.values).all())
+        blur = float(blur_extent_coarse(coarse)) * conv.downscale if finite else math.nan
         timings["motion"] = (time.perf_counter() - t0) * 1e3
         if not math.isfinite(blur):
             return fallback("MGV field is not finite", covered=True)
         if blur < cfg.min_blur_px:
+            timings["host"] = timings["motion"]
             timings["total"] = (time.perf_counter() - t0) * 1e3
             reason = f"blur {blur:.2f} px < min_blur_px {cfg.min_blur_px}"
             return FrameResult(image, "passthrough", reason, blur, True, timings)
 
         try:
-            out = self._run(conv, image, mgv, timings)
+            out = self._run(conv, image, coarse, timings)
         except (RuntimeError, ValueError) as exc:  # e.g. CUDA OOM: one bad frame, not a dead node
             _LOG.debug("model failed", exc_info=True)
             return fallback(f"model failed: {exc}", blur, True)
+        finally:
+            timings["host"] = sum(timings.get(k, 0.0) for k in ("motion", "upload", "download"))
         if out is None:
             return fallback("model output is not finite", blur, True)
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(out, "deblurred", "", blur, True, timings)
 
-    def _run(self, conv: Conversion, image: np.ndarray, mgv: np.ndarray, timings: dict[str, float]
+    def _run(self, conv: Conversion, image: np.ndarray, coarse: CoarseMGV, timings: dict[str, float]
              ) -> np.ndarray | None:
-        t = time.perf_counter()
+        """Upload, prepare, model, finish, download; fills the stage ``timings`` (see FrameResult)."""
         on_cpu = self.device.type == "cpu"
-        out_buf = self._scratch("input", conv.chw_shape(*image.shape[:2])) if on_cpu else None
-        x = conv.to_model(image, self.device, out=out_buf)
-        m = torch.from_numpy(np.ascontiguousarray(mgv, dtype=np.float32)).to(self.device).unsqueeze(0)
+        t_up = time.perf_counter()
+        raw = conv.upload(image, self.device, pinned=None if on_cpu else self._pinned())
+        t_prep = time.perf_counter()
+        in_buf = self._scratch("input", conv.chw_shape(*image.shape[:2])) if on_cpu else None
+        x = conv.prepare(raw, out=in_buf)
+        mgv_buf = self._scratch("mgv", (6, coarse.height, coarse.width)) if on_cpu else None
+        m = mgv_tensor(coarse, self.device, out=mgv_buf).unsqueeze(0)
         m = m.expand(x.shape[0], *m.shape[1:])
         self._sync()
         t_model = time.perf_counter()
@@ -308,15 +326,26 @@ class DeblurProcessor:
         with torch.inference_mode(), amp:
             y = self.model(x, m)
         self._sync()
-        t_out = time.perf_counter()
+        t_fin = time.perf_counter()
+        timings["upload"] = (t_prep - t_up) * 1e3
+        timings["prepare"] = (t_model - t_prep) * 1e3
+        timings["model"] = (t_fin - t_model) * 1e3
         if y.shape != x.shape:
             raise ValueError(f"model returned shape {tuple(y.shape)} for input {tuple(x.shape)}")
         finite = math.isfinite(float(y.float().sum()))  # one pass, no mask; NaN/inf propagate
-        out = conv.from_model(y) if finite else None
+        q = conv.finish(y) if finite else None
+        self._sync()
+        t_down = time.perf_counter()
+        out = conv.download(q) if q is not None else None
         t_end = time.perf_counter()
-        timings["model"] = (t_out - t_model) * 1e3
-        timings["convert"] = ((t_model - t) + (t_end - t_out)) * 1e3
+        timings["finish"] = (t_down - t_fin) * 1e3
+        timings["download"] = (t_end - t_down) * 1e3
+        timings["convert"] = timings["upload"] + timings["prepare"] + timings["finish"] + timings["download"]
         return out
+
+    def _pinned(self) -> dict:
+        """This thread's cache of page-locked upload buffers (see Conversion.upload)."""
+        return self._scratch_local.__dict__.setdefault("pinned", {})
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -187,3 +187,26 @@ def test_warmup_runs_the_network_once_at_the_given_size() -> None:
     assert p.warmup(12, 16) >= 0.0
     (x, mgv), = model.calls
     assert x.shape == (1, 4, 12, 16) and mgv.shape == (1, 6, 12, 16)
+
+
+def test_timings_separate_host_and_device_stages() -> None:
+    res = _proc().process(_rgb(), "rgb8", STAMP, _imu(), CAM)
+    t = res.timings
+    host, device = ("motion", "upload", "download"), ("prepare", "model", "finish")
+    assert set(host + device + ("host", "convert", "total")) <= set(t)
+    assert t["host"] == pytest.approx(sum(t[k] for k in host))
+    assert t["convert"] == pytest.approx(t["upload"] + t["prepare"] + t["finish"] + t["download"])
+    assert t["total"] >= t["host"] + t["prepare"] + t["model"] + t["finish"] - 1e-6
+
+
+def test_blur_estimate_from_the_grid_is_the_full_field_extent() -> None:
+    # min_blur_px is decided before the model runs, from the coarse MGV grid alone
+    from eggnet_ros.motion import blur_extent_px
+
+    h, w = 120, 160
+    cam = CameraModel(w, h, np.array([[150.0, 0, w / 2], [0, 150.0, h / 2], [0, 0, 1]]))
+    img = np.zeros((h, w), np.uint8)
+    res = _proc(input_mode="mono").process(img, "mono8", STAMP, _imu(omega=(0.5, -1.0, 2.0)), cam)
+    full = blur_extent_px(mgv_field(frame_motion(_imu(omega=(0.5, -1.0, 2.0)), STAMP, h,
+                                                 MotionConfig(timing=TIMING)), cam))
+    assert full > 1.0 and res.blur_px == pytest.approx(full, rel=0.02, abs=0.05)

@@ -193,8 +193,9 @@ def test_timings_separate_host_and_device_stages() -> None:
     res = _proc().process(_rgb(), "rgb8", STAMP, _imu(), CAM)
     t = res.timings
     host, device = ("motion", "upload", "download"), ("prepare", "model", "finish")
-    assert set(host + device + ("host", "convert", "total")) <= set(t)
+    assert set(host + device + ("host", "host_cpu", "convert", "total")) <= set(t)
     assert t["host"] == pytest.approx(sum(t[k] for k in host))
+    assert 0.0 < t["host_cpu"] <= t["host"] + 0.5  # thread CPU cannot exceed wall (clock granularity)
     assert t["convert"] == pytest.approx(t["upload"] + t["prepare"] + t["finish"] + t["download"])
     assert t["total"] >= t["host"] + t["prepare"] + t["model"] + t["finish"] - 1e-6
 

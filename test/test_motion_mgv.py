@@ -318,3 +318,19 @@ def test_blur_extent_from_an_exact_grid_is_the_full_field_value() -> None:
     coarse = mgv_coarse(m, cam)
     assert coarse.exact  # too small for a grid
     assert blur_extent_coarse(coarse) == blur_extent_px(mgv_field(m, cam))
+
+
+def test_coarse_grid_validation_and_non_finite_extent() -> None:
+    from eggnet_ros.motion.mgv import CoarseMGV
+
+    with pytest.raises(ValueError):
+        CoarseMGV(np.zeros((4, 3, 3), np.float32), 30, 30)
+    with pytest.raises(ValueError):
+        CoarseMGV(np.zeros((6, 1, 3), np.float32), 30, 30)  # one row cannot be interpolated
+    values = np.zeros((6, 3, 4), np.float32)
+    values[2] = 3.0  # pro - pre = 3 px everywhere ...
+    grid = CoarseMGV(values, 40, 30)
+    np.testing.assert_allclose(grid.xs, [4.5, 14.5, 24.5, 34.5])
+    assert blur_extent_coarse(grid) == pytest.approx(3.0)
+    values[0, 1, 1] = np.nan  # ... a NaN anywhere must not be hidden by the percentile
+    assert np.isnan(blur_extent_coarse(grid))

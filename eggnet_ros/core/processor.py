@@ -68,7 +68,8 @@ class FrameResult:
 
     - host (the calling thread): ``motion`` (exposure window, gyro integration, the MGVs on
       their coarse grid, blur extent), ``upload`` (hand the frame's integers and the grid to the
-      device), ``download`` (fetch the output integers); ``host`` is their sum;
+      device), ``download`` (fetch the output integers); ``host`` is their sum, ``host_cpu`` the
+      thread CPU time they took (less than ``host`` when the thread waited for a core);
     - device (where the model runs; on a CPU device the same thread): ``prepare`` (image to
       float, MGV grid to full resolution), ``model`` (the network alone), ``finish`` (finite
       check, clamp/scale/round/cast, layout); each ends with a device synchronisation;
@@ -244,7 +245,7 @@ class DeblurProcessor:
     def process(self, image: np.ndarray, encoding: str, stamp: float, imu: ImuSamples | None,
                 camera: CameraModel | None, *, exposure_time: float | None = None) -> FrameResult:
         """Deblur one frame; see :class:`FrameResult`. ``exposure_time`` overrides the config's."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         timings: dict[str, float] = {}
         cfg = self.config  # one consistent snapshot even if update() runs concurrently
 
@@ -287,6 +288,7 @@ class DeblurProcessor:
         finite = bool(np.isfinite(coarse.values).all())
         blur = float(blur_extent_coarse(coarse)) * conv.downscale if finite else math.nan
         timings["motion"] = (time.perf_counter() - t0) * 1e3
+        timings["host_cpu"] = (time.thread_time() - c0) * 1e3
         if not math.isfinite(blur):
             return fallback("MGV field is not finite", covered=True)
         if blur < cfg.min_blur_px:
@@ -311,9 +313,9 @@ class DeblurProcessor:
              ) -> np.ndarray | None:
         """Upload, prepare, model, finish, download; fills the stage ``timings`` (see FrameResult)."""
         on_cpu = self.device.type == "cpu"
-        t_up = time.perf_counter()
+        t_up, c_up = time.perf_counter(), time.thread_time()
         raw = conv.upload(image, self.device, pinned=None if on_cpu else self._pinned())
-        t_prep = time.perf_counter()
+        t_prep, c_prep = time.perf_counter(), time.thread_time()
         in_buf = self._scratch("input", conv.chw_shape(*image.shape[:2])) if on_cpu else None
         x = conv.prepare(raw, out=in_buf)
         mgv_buf = self._scratch("mgv", (6, coarse.height, coarse.width)) if on_cpu else None
@@ -335,9 +337,10 @@ class DeblurProcessor:
         finite = math.isfinite(float(y.float().sum()))  # one pass, no mask; NaN/inf propagate
         q = conv.finish(y) if finite else None
         self._sync()
-        t_down = time.perf_counter()
+        t_down, c_down = time.perf_counter(), time.thread_time()
         out = conv.download(q) if q is not None else None
-        t_end = time.perf_counter()
+        t_end, c_end = time.perf_counter(), time.thread_time()
+        timings["host_cpu"] = timings.get("host_cpu", 0.0) + ((c_prep - c_up) + (c_end - c_down)) * 1e3
         timings["finish"] = (t_down - t_fin) * 1e3
         timings["download"] = (t_end - t_down) * 1e3
         timings["convert"] = timings["upload"] + timings["prepare"] + timings["finish"] + timings["download"]

@@ -29,7 +29,9 @@ tolerance. Small images and ``grid_step=1`` are evaluated exactly at every pixel
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -228,22 +230,35 @@ def _coarse(motion: FrameMotion, camera: CameraModel, step: float) -> np.ndarray
 
 @dataclass(frozen=True)
 class CoarseMGV:
-    """The MGV field sampled on a grid, plus where the samples sit: all it takes to rebuild it.
+    """The MGV field sampled on a grid of cell centres: all it takes to rebuild the field.
 
-    ``values`` (6, h, w) float32 are exact MGVs (channels: ``MGV_CHANNELS``) at pixel columns
-    ``xs`` (w,) and rows ``ys`` (h,) of a ``width`` x ``height`` image. The full field is their
-    bilinear interpolation with linear extrapolation over the half-cell border
-    (:func:`upsample_mgv`; sample ``j`` sits where ``cv2.resize``/``F.interpolate`` with
-    ``align_corners=False`` map it, ``(j + .5) size/cells - .5``). When ``exact``, the grid is
-    every pixel and ``values`` already is the field. Carrying this instead of the full field
-    keeps the per-frame host work O(grid): the upsample can run where the model runs.
+    ``values`` (6, h, w) float32 are exact MGVs (channels: ``MGV_CHANNELS``) at the centres of
+    a w x h division of the ``width`` x ``height`` image: pixel columns :attr:`xs`, rows
+    :attr:`ys`, sample ``j`` at ``(j + .5) size/cells - .5``, which is where ``cv2.resize`` and
+    ``F.interpolate(align_corners=False)`` map it. The full field is their bilinear
+    interpolation with linear extrapolation over the half-cell border (:func:`upsample_mgv`).
+    When ``exact``, the grid is every pixel and ``values`` already is the field. Carrying this
+    instead of the full field keeps the per-frame host work O(grid): the upsample can run where
+    the model runs.
     """
 
     values: np.ndarray
-    xs: np.ndarray
-    ys: np.ndarray
     width: int
     height: int
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 3 or self.values.shape[0] != 6:
+            raise ValueError(f"values must be (6, h, w), got {self.values.shape}")
+        if not self.exact and min(self.values.shape[1:]) < 2:
+            raise ValueError(f"a coarse grid needs >= 2 samples per axis, got {self.values.shape}")
+
+    @property
+    def xs(self) -> np.ndarray:
+        return _cell_centres(self.width, self.values.shape[2])
+
+    @property
+    def ys(self) -> np.ndarray:
+        return _cell_centres(self.height, self.values.shape[1])
 
     @property
     def exact(self) -> bool:
@@ -252,13 +267,13 @@ class CoarseMGV:
 
 def _exact(motion: FrameMotion, camera: CameraModel) -> CoarseMGV:
     xs, ys = np.arange(camera.width, dtype=np.float64), np.arange(camera.height, dtype=np.float64)
-    return CoarseMGV(_evaluate(motion, camera, xs, ys), xs, ys, camera.width, camera.height)
+    return CoarseMGV(_evaluate(motion, camera, xs, ys), camera.width, camera.height)
 
 
 def _grid(motion: FrameMotion, camera: CameraModel, step: float) -> CoarseMGV:
     W, H = camera.width, camera.height
     xs, ys = _cell_centres(W, _grid_cells(W, step)), _cell_centres(H, _grid_cells(H, step))
-    return CoarseMGV(_evaluate(motion, camera, xs, ys), xs, ys, W, H)
+    return CoarseMGV(_evaluate(motion, camera, xs, ys), W, H)
 
 
 def mgv_coarse(
@@ -371,6 +386,15 @@ def interpolation_weights(centres: np.ndarray, positions: np.ndarray) -> np.ndar
 _EXTENT_POINTS = 4096
 
 
+@functools.lru_cache(maxsize=32)
+def _extent_weights(size: int, cells: int, stride: int) -> np.ndarray:
+    """Interpolation weights from a ``cells`` grid to every ``stride``-th pixel (cached: the grid
+    size changes only with the amount of motion, so consecutive frames mostly reuse them)."""
+    w = interpolation_weights(_cell_centres(size, cells), np.arange(0, size, stride, dtype=np.float64))
+    w.setflags(write=False)
+    return w
+
+
 def blur_extent_coarse(coarse: CoarseMGV, percentile: float = 95.0) -> float:
     """:func:`blur_extent_px` of ``upsample_mgv(coarse)`` without building the full field.
 
@@ -384,14 +408,29 @@ def blur_extent_coarse(coarse: CoarseMGV, percentile: float = 95.0) -> float:
         return blur_extent_px(coarse.values, percentile)
     W, H = coarse.width, coarse.height
     stride = max(4, int(np.ceil(np.sqrt(W * H / _EXTENT_POINTS))))
-    px = np.arange(0, W, stride, dtype=np.float64)
-    py = np.arange(0, H, stride, dtype=np.float64)
-    wx = interpolation_weights(coarse.xs, px)  # (nx, w)
-    wy = interpolation_weights(coarse.ys, py)  # (ny, h)
+    h, w = coarse.values.shape[1:]
+    wx = _extent_weights(W, w, stride)  # (nx, w)
+    wy = _extent_weights(H, h, stride)  # (ny, h)
     v = coarse.values.astype(np.float64)
     streak = v[2:4] - v[0:2]  # (2, h, w): interpolation is linear, so interpolate the difference
     sx, sy = (wy @ streak[k] @ wx.T for k in range(2))
-    return float(np.percentile(np.hypot(sx, sy), percentile))
+    return _percentile(np.hypot(sx, sy).ravel(), percentile)
+
+
+def _percentile(values: np.ndarray, percentile: float) -> float:
+    """``np.percentile(values, percentile)`` (linear method) by one partial sort: ~3x faster here.
+
+    NaN propagates like np.percentile's (the processor turns it into a fallback).
+    """
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"percentile must be in [0, 100], got {percentile}")
+    if np.isnan(values).any():
+        return math.nan
+    k = (len(values) - 1) * percentile / 100.0
+    lo = int(np.floor(k))
+    hi = min(lo + 1, len(values) - 1)
+    part = np.partition(values, [lo, hi])
+    return float(part[lo] + (k - lo) * (part[hi] - part[lo]))
 
 
 def blur_extent_px(mgv: np.ndarray, percentile: float = 95.0) -> float:

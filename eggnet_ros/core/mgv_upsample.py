@@ -29,19 +29,19 @@ def _extrapolate_border(img: torch.Tensor, first: float, last: float, dim: int) 
     """In place: replace the clamped bands outside samples ``first``/``last`` along ``dim``.
 
     The bilinear field is linear inside the first/last cell, so continuing the line through the
-    two pixels just inside gives the extrapolated patch (the same formula as mgv.py's).
+    two pixels just inside gives the extrapolated patch (the same formula as mgv.py's). Written
+    as broadcast multiply-adds, not a matmul, so TF32 matmul settings (training enables them)
+    cannot round it.
     """
     size = img.shape[dim]
     a, b = math.ceil(first), math.floor(last)
     moved = img.movedim(dim, -1)  # a view: writes go to img
     if a > 0:
         d = torch.arange(0, a, dtype=img.dtype, device=img.device) - a
-        weights = torch.stack([1.0 - d, d])  # (2, a)
-        moved[..., :a] = moved[..., a : a + 2] @ weights
+        moved[..., :a] = moved[..., a : a + 1] * (1.0 - d) + moved[..., a + 1 : a + 2] * d
     if b < size - 1:
         d = torch.arange(b + 1, size, dtype=img.dtype, device=img.device) - b
-        weights = torch.stack([-d, 1.0 + d])
-        moved[..., b + 1 :] = moved[..., b - 1 : b + 1] @ weights
+        moved[..., b + 1 :] = moved[..., b : b + 1] * (1.0 + d) - moved[..., b - 1 : b] * d
 
 
 def upsample_mgv_torch(coarse: CoarseMGV, device: torch.device | str = "cpu") -> torch.Tensor:

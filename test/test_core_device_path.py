@@ -84,3 +84,16 @@ def test_backend_is_validated() -> None:
     raw = conv.upload(_image("mono8"))
     with pytest.raises(ValueError, match="backend"):
         conv.prepare(raw, backend="cuda")
+
+
+def test_read_only_frames_are_viewed_without_a_warning() -> None:
+    import warnings
+
+    img = _image("rgb8")
+    frozen = np.frombuffer(img.tobytes(), np.uint8).reshape(img.shape)  # what bag readers hand out
+    assert not frozen.flags.writeable
+    conv = plan_conversion("rgb8", "rgb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = conv.to_model(frozen)
+    np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), img / 255.0, atol=1e-7)

@@ -20,6 +20,7 @@ Conversions when the modes differ (all lossless in layout, never silently wrong)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -189,18 +190,17 @@ class Conversion:
         arr = np.ascontiguousarray(arr)
         dev = torch.device(device)
         if dev.type == "cpu":
-            return torch.from_numpy(arr)
+            return _as_tensor(arr)
         if arr.dtype == np.uint16:
             arr = arr.view(np.int16)
-        t = torch.from_numpy(arr)
         if pinned is not None and torch.cuda.is_available():
             key = (tuple(arr.shape), arr.dtype.str)
             stage = pinned.get(key)
             if stage is None:
-                stage = pinned[key] = torch.empty(arr.shape, dtype=t.dtype, pin_memory=True)
+                stage = pinned[key] = torch.from_numpy(np.empty_like(arr)).pin_memory()
             np.copyto(stage.numpy(), arr)
-            t = stage
-        return t.to(dev, non_blocking=True)
+            return stage.to(dev, non_blocking=True)
+        return _as_tensor(arr).to(dev, non_blocking=True)
 
     def prepare(self, raw: torch.Tensor, out: np.ndarray | None = None,
                 backend: Backend | None = None) -> torch.Tensor:
@@ -292,6 +292,18 @@ class Conversion:
         if info.kind == "bgr":
             chw = chw.flip(0)
         return _quantise(chw, info).permute(1, 2, 0).contiguous()
+
+
+def _as_tensor(arr: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor view of ``arr``, also of a read-only buffer (bag readers, frombuffer).
+
+    The view is only ever read, so torch's warning about non-writable arrays does not apply.
+    """
+    if arr.flags.writeable:
+        return torch.from_numpy(arr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
 
 
 def _backend(t: torch.Tensor, backend: Backend | None) -> Backend:

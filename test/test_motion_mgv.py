@@ -334,3 +334,20 @@ def test_coarse_grid_validation_and_non_finite_extent() -> None:
     assert blur_extent_coarse(grid) == pytest.approx(3.0)
     values[0, 1, 1] = np.nan  # ... a NaN anywhere must not be hidden by the percentile
     assert np.isnan(blur_extent_coarse(grid))
+
+
+@pytest.mark.parametrize("distorted", [False, True])
+def test_start_step_hint_keeps_the_tolerance(distorted: bool) -> None:
+    # A hint too fine, about right, or too coarse: the grid adapts and the bound still holds.
+    m = _motion(_imu(lambda t: [1.0, -2.0, 1.5 + 30 * t]), 250, exp=0.03, readout=0.02, n=9)
+    lens = ("plumb_bob", [-0.2, 0.05, 0, 0, 0]) if distorted else ()
+    cam = CameraModel(333, 250, K, *lens)
+    exact = mgv_field(m, cam, grid_step=1)
+    reference = mgv_coarse(m, cam)
+    steps = {}
+    for hint in (4.0, 0.5 * reference.step, reference.step, 3 * reference.step, 500.0, float("nan")):
+        coarse = mgv_coarse(m, cam, tolerance_px=0.02, start_step=hint)
+        assert np.abs(upsample_mgv(coarse) - exact).max() <= 0.02, hint
+        steps[hint] = coarse.step
+    assert steps[4.0] > 1.25 * 4.0  # a needlessly fine hint is coarsened
+    assert steps[reference.step] == reference.step  # a good hint is taken as is

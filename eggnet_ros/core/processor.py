@@ -7,6 +7,13 @@ so live and offline results are identical by construction. It never raises for b
 ``fallback`` decides between passing the input through and dropping it. It does raise for bad
 *configuration* at construction (model missing or corrupt, CUDA required but absent), because
 those must stop the program at start-up with a clear message.
+
+Per frame, the calling thread (the node's worker) does only O(grid) work besides handing data
+over: gyro integration, the MGVs on their coarse grid (:func:`~eggnet_ros.motion.mgv.mgv_coarse`)
+and the blur extent from that grid - needed *before* the model for ``min_blur_px``. Everything
+per pixel (integers -> floats, Bayer packing, the full-resolution MGV field, clamp/round/cast and
+layout of the output) runs where the model runs: CUDA kernels on a GPU, OpenCV on a CPU device.
+``FrameResult.timings`` reports the two sides separately.
 """
 
 from __future__ import annotations
@@ -278,8 +285,11 @@ class DeblurProcessor:
             motion = frame_motion(imu, stamp, height, motion_cfg)
             cam = camera if conv.downscale == 1 else camera.resized(width // conv.downscale,
                                                                     height // conv.downscale)
-            # Only the coarse grid on the host: the full field is built next to the model.
-            coarse = mgv_coarse(motion, cam)
+            # Only the coarse grid on the host: the full field is built next to the model. The
+            # last frame's grid step (per thread and size) usually saves the probe evaluation.
+            hints = self._scratch_local.__dict__.setdefault("mgv_step", {})
+            coarse = mgv_coarse(motion, cam, start_step=hints.get((cam.width, cam.height)))
+            hints[(cam.width, cam.height)] = coarse.step
         except MotionError as exc:  # covered at both ends, but with a gap inside
             return fallback(f"motion: {exc}")
         except ValueError as exc:

@@ -245,6 +245,9 @@ class CoarseMGV:
     values: np.ndarray
     width: int
     height: int
+    #: Nominal grid step (px) it was built with (NaN when exact or unknown): a hint for the next
+    #: frame's :func:`mgv_coarse` (``start_step``).
+    step: float = math.nan
 
     def __post_init__(self) -> None:
         if self.values.ndim != 3 or self.values.shape[0] != 6:
@@ -273,7 +276,7 @@ def _exact(motion: FrameMotion, camera: CameraModel) -> CoarseMGV:
 def _grid(motion: FrameMotion, camera: CameraModel, step: float) -> CoarseMGV:
     W, H = camera.width, camera.height
     xs, ys = _cell_centres(W, _grid_cells(W, step)), _cell_centres(H, _grid_cells(H, step))
-    return CoarseMGV(_evaluate(motion, camera, xs, ys), W, H)
+    return CoarseMGV(_evaluate(motion, camera, xs, ys), W, H, float(step))
 
 
 def mgv_coarse(
@@ -282,12 +285,20 @@ def mgv_coarse(
     *,
     tolerance_px: float = DEFAULT_TOLERANCE_PX,
     grid_step: int | None = None,
+    start_step: float | None = None,
 ) -> CoarseMGV:
     """The MGV field as a :class:`CoarseMGV`: the grid :func:`mgv_field` would upsample.
 
     Same arguments and the same grid choice as :func:`mgv_field` (which is
     ``upsample_mgv(mgv_coarse(...))``), so its error bound holds for any faithful upsampler.
     Costs O(grid) - a few hundred samples for moderate motion - instead of O(pixels).
+
+    ``start_step`` (e.g. the previous frame's ``CoarseMGV.step``) replaces the 64 px probe for
+    rolling-shutter or distorted fields: motion changes little between frames, so the grid is
+    usually accepted after one evaluation instead of two. If its bound is far below the
+    tolerance, the coarser step it predicts is tried once, so the grid can grow back as the
+    motion calms down. The tolerance is verified either way; only the grid may differ from
+    :func:`mgv_field`'s (finer or coarser, never less accurate than ``tolerance_px``).
     """
     W, H = camera.width, camera.height
     if grid_step is not None and not (grid_step == 1 or grid_step >= _MIN_STEP):
@@ -306,9 +317,20 @@ def mgv_coarse(
             return _exact(motion, camera)
         _LOG.debug("MGV grid step %.1f px, rigorous error bound %.4f px", step, coef * step * step)
         return _grid(motion, camera, step)
-    # Otherwise probe on a very coarse grid, predict the step from the h^2 scaling, verify.
+    # Otherwise probe on a very coarse grid (or the hint), predict the step from the h^2
+    # scaling, verify.
+    widest = step
+    if start_step is not None and math.isfinite(start_step):
+        step = min(widest, max(float(start_step), float(_MIN_STEP)))
     grid = _grid(motion, camera, step)
     bound = error_bound(grid.values)
+    if start_step is not None and step < widest and bound < tolerance_px / 4:
+        coarser = widest if bound <= 0 else min(widest, 0.9 * step * np.sqrt(tolerance_px / bound))
+        if coarser > 1.25 * step:
+            wide = _grid(motion, camera, coarser)
+            wide_bound = error_bound(wide.values)
+            if wide_bound <= tolerance_px:
+                grid, bound, step = wide, wide_bound, coarser
     while bound > tolerance_px:
         step = min(0.9 * step * np.sqrt(tolerance_px / bound), 0.75 * step)
         if step < _MIN_STEP:

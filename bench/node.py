@@ -161,7 +161,7 @@ def run_case(ctx, width: int, height: int, encoding: str, model, input_mode: str
         th.join(timeout=5)
 
 
-def _bench_inputs(width: int, height: int, encoding: str):
+def _bench_inputs(width: int, height: int, encoding: str, readout: float = 0.0, distorted: bool = False):
     """Frame, camera, IMU and motion config shared by the old and new paths."""
     from eggnet_ros.motion import CameraModel, ImuSamples
 
@@ -169,10 +169,12 @@ def _bench_inputs(width: int, height: int, encoding: str):
     shape = (height, width, 3) if encoding in ("rgb8", "bgr8") else (height, width)
     img = rng.integers(0, 256, shape).astype(np.uint8)
     f = 0.8 * width
-    cam = CameraModel(width, height, np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]))
+    K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]])
+    cam = CameraModel(width, height, K, "plumb_bob", [-0.2, 0.05, 0, 0, 0]) if distorted else \
+        CameraModel(width, height, K)
     t = np.arange(0.0, 2.0, 1.0 / IMU_RATE)
     imu = ImuSamples(t, np.tile([0.6, -0.4, 0.2], (len(t), 1)))
-    motion_cfg = MotionConfig(timing=ExposureTiming(exposure_time=EXPOSURE))
+    motion_cfg = MotionConfig(timing=ExposureTiming(exposure_time=EXPOSURE, readout_time=readout))
     return img, cam, imu, motion_cfg
 
 
@@ -216,10 +218,10 @@ class LegacyPath:
                 "model": (t3 - t2) * 1e3}
 
 
-def compare_paths(width: int, height: int, encoding: str, repeat: int
-                  ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+def compare_paths(width: int, height: int, encoding: str, repeat: int, readout: float = 0.0,
+                  distorted: bool = False) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Median ms per column for the old and the new path (interleaved), and the new path's stages."""
-    img, cam, imu, motion_cfg = _bench_inputs(width, height, encoding)
+    img, cam, imu, motion_cfg = _bench_inputs(width, height, encoding, readout, distorted)
     mode = "rgb" if encoding in ("rgb8", "bgr8") else "mono"
     legacy = LegacyPath(width, height, encoding, mode)
     cfg = ProcessorConfig(motion=motion_cfg, device="cpu", min_blur_px=0.0)
@@ -269,6 +271,15 @@ def print_comparison(repeat: int) -> None:
     print("| encoding | " + " | ".join(names) + " |\n| --- |" + " --- |" * len(names))
     for enc, stages in stages_1mp.items():
         print(f"| {enc} | " + " | ".join(f"{stages[k]:.2f}" for k in names) + " |")
+    print("\nhost cost by camera at 1280x800 mono8 (the tables above: global shutter, pinhole), median ms")
+    print("| camera | host old | host new | ratio | host CPU old | host CPU new |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, readout, distorted in (("rolling shutter 30 ms, pinhole", 0.03, False),
+                                     ("global shutter, plumb_bob", 0.0, True),
+                                     ("rolling shutter 30 ms, plumb_bob", 0.03, True)):
+        old, new, _ = compare_paths(1280, 800, "mono8", repeat, readout, distorted)
+        print(f"| {name} | {old['host']:.2f} | **{new['host']:.2f}** | {old['host'] / new['host']:.1f}x | "
+              f"{old['host_cpu']:.2f} | {new['host_cpu']:.2f} |", flush=True)
 
 
 def main() -> None:

@@ -66,6 +66,9 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
     assert len(payload["main"]) == 5
     assert len(payload["noise"]["blurred"]) == 4 and len(payload["delay"]["blurred"]) == 6
     assert "BaseDeform" not in " ".join(payload["noise"])  # the no-gyro net is not swept over gyro errors
+    # RL reads the delayed gyro, so it belongs in the delay sweep; MGV noise never reaches it.
+    assert any("Richardson" in k for k in payload["delay"])
+    assert not any("Richardson" in k for k in payload["noise"])
     assert (out / "sweeps.png").stat().st_size > 1000
     # A network that did not learn anything leaves the input almost unchanged.
     main = {row["name"]: row for row in payload["main"]}

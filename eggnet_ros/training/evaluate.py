@@ -166,10 +166,21 @@ def format_main_table(rows: Sequence[MethodScore], title: str) -> str:
     return "\n".join(lines)
 
 
-def sweep(n: int, size: int, models, device, kind: str) -> dict[str, list[float]]:
-    """PSNR per model along the noise (sigma px) or delay (k x exposure/10) axis."""
+def sweep(n: int, size: int, models, device, kind: str, rl_iterations: int = 0) -> dict[str, list[float]]:
+    """PSNR per model along the noise (sigma px) or delay (k x exposure/10) axis.
+
+    The gyro Richardson-Lucy baseline joins the delay sweep only: it reads the (delayed) gyro
+    itself, not the MGV field, so per-pixel MGV noise does not reach it and its noise row would be
+    flat by construction.
+    """
+    from eggnet_ros.training.baselines import rl_restorer
+
     axis = NOISE_SIGMAS if kind == "noise" else DELAY_STEPS
     results: dict[str, list[float]] = {"blurred": []}
+    with_rl = kind == "delay" and rl_iterations > 0
+    rl_label = f"Gyro Richardson-Lucy ({rl_iterations} it.)"
+    if with_rl:
+        results[rl_label] = []
     for label, _v, _n in models:
         results[label] = []
     for value in axis:
@@ -178,6 +189,8 @@ def sweep(n: int, size: int, models, device, kind: str) -> dict[str, list[float]
         else:
             pairs = load_test_pairs(n, size, delay_fraction=float(value) / 10.0)
         results["blurred"].append(score(pairs, None)[0])
+        if with_rl:
+            results[rl_label].append(score(pairs, rl_restorer(rl_iterations))[0])
         for label, _variant, net in models:
             results[label].append(score(pairs, model_restorer(net, device))[0])
     return results
@@ -267,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         gyro_models = [m for m in models if m[1] != "base_deform"]
         sweep_n = args.sweep_n or args.n
         noise = sweep(sweep_n, args.size, gyro_models, args.device, "noise")
-        delay = sweep(sweep_n, args.size, gyro_models, args.device, "delay")
+        delay = sweep(sweep_n, args.size, gyro_models, args.device, "delay", args.rl_iterations)
         report += [format_sweep(noise, "noise"), format_sweep(delay, "delay")]
         payload.update(noise=noise, delay=delay)
         out = Path(args.out)

@@ -1,6 +1,6 @@
 """Benchmark: the deblur node's per-frame overhead beyond the model, old path vs new, and DDS latency.
 
-Usage: ``python bench/node.py [--frames 15] [--repeat 30] [--lite] [--no-dds]``.
+Usage: ``python bench/node.py [--frames 15] [--repeat 30] [--lite] [--no-dds] [--cameras]``.
 
 Table 1 (no DDS) times one frame through the processor, identity model, at 640x480 and 1280x800,
 mono8 and rgb8, interleaving the path before issue #7 (:func:`legacy_process`: full-resolution
@@ -271,15 +271,23 @@ def print_comparison(repeat: int) -> None:
     print("| encoding | " + " | ".join(names) + " |\n| --- |" + " --- |" * len(names))
     for enc, stages in stages_1mp.items():
         print(f"| {enc} | " + " | ".join(f"{stages[k]:.2f}" for k in names) + " |")
-    print("\nhost cost by camera at 1280x800 mono8 (the tables above: global shutter, pinhole), median ms")
-    print("| camera | host old | host new | ratio | host CPU old | host CPU new |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, readout, distorted in (("rolling shutter 30 ms, pinhole", 0.03, False),
+    print()
+    print_cameras(repeat)
+
+
+def print_cameras(repeat: int) -> None:
+    """Host cost at 1 MP mono8 by camera: the gyro integration and the MGV grid grow with a
+    rolling shutter (per-row rotations) and with distortion (undistort/re-distort per grid point)."""
+    print("host cost by camera at 1280x800 mono8, old path (before #7) vs new, median ms")
+    print("| camera | host old | host new | ratio | host CPU old | host CPU new | motion new |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, readout, distorted in (("global shutter, pinhole", 0.0, False),
+                                     ("rolling shutter 30 ms, pinhole", 0.03, False),
                                      ("global shutter, plumb_bob", 0.0, True),
                                      ("rolling shutter 30 ms, plumb_bob", 0.03, True)):
-        old, new, _ = compare_paths(1280, 800, "mono8", repeat, readout, distorted)
+        old, new, stages = compare_paths(1280, 800, "mono8", repeat, readout, distorted)
         print(f"| {name} | {old['host']:.2f} | **{new['host']:.2f}** | {old['host'] / new['host']:.1f}x | "
-              f"{old['host_cpu']:.2f} | {new['host_cpu']:.2f} |", flush=True)
+              f"{old['host_cpu']:.2f} | {new['host_cpu']:.2f} | {stages['motion']:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -288,8 +296,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=30, help="frames per old/new comparison case")
     ap.add_argument("--lite", action="store_true", help="add an EggNet-lite row at 640x480 (DDS table)")
     ap.add_argument("--no-dds", action="store_true", help="only the processor comparison, no ROS node")
+    ap.add_argument("--cameras", action="store_true",
+                    help="only the host cost by camera (rolling shutter, distortion) at 1 MP")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.cameras:
+        print_cameras(args.repeat)
+        print(f"\nload average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        return
     print_comparison(args.repeat)
     if not args.no_dds:
         print()

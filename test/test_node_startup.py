@@ -83,3 +83,62 @@ def test_params_file_starts_and_stops_cleanly(env, tmp_path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, "".join(lines) + out
     assert "Traceback" not in out
+
+
+def _read_until(proc: subprocess.Popen, marker: str, timeout: float = 60.0) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            break
+    return lines
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler (Linux /proc): Python installs none by default,
+    so this tells when the node's stop handlers are in place."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def test_stop_signals_at_any_moment_exit_cleanly(env, tmp_path) -> None:
+    """SIGINT during the imports and while the node is being built, SIGTERM right after start-up
+    followed by more signals during teardown: always exit status 0 and no traceback (rclpy's
+    default handling raised KeyboardInterrupt inside whatever code ran, e.g. Executor.__init__,
+    and shut the context down under a node being built)."""
+    model = tmp_path / "tiny.safetensors"
+    save_weights(EggNet(EggNetConfig.lite(width=4)), model, {})
+    args = ["--params-file", str(ROOT / "config" / "deblur.yaml"), "-p", f"model:={model}"]
+    # the console script's entry point, run as a module: handlers installed before the imports
+    entry = [sys.executable, "-m", "eggnet_ros.ros.entry", "--ros-args", *args]
+    procs = {
+        "during imports": subprocess.Popen(entry, env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT),
+        "while building the node": _start(env, *args),
+        "SIGTERM after start, SIGINTs during teardown": _start(env, *args),
+    }
+    early = procs["during imports"]
+    deadline = time.monotonic() + 60
+    while not _catches_sigterm(early.pid) and early.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    early.send_signal(signal.SIGINT)
+    lines = {name: [] for name in procs}
+    lines["while building the node"] = _read_until(procs["while building the node"], "loaded")
+    procs["while building the node"].send_signal(signal.SIGINT)
+    name = "SIGTERM after start, SIGINTs during teardown"
+    lines[name] = _read_until(procs[name], "started:")
+    assert any("started:" in ln for ln in lines[name]), "".join(lines[name])
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGINT, signal.SIGINT):
+        if procs[name].poll() is None:
+            procs[name].send_signal(sig)
+        time.sleep(0.03)
+    for name, proc in procs.items():
+        out = "".join(lines[name]) + proc.communicate(timeout=60)[0]
+        assert proc.returncode == 0, f"{name}: exit {proc.returncode}\n{out}"
+        assert "Traceback" not in out and "Exception" not in out, f"{name}:\n{out}"

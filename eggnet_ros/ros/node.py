@@ -29,7 +29,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -38,6 +38,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, Imu
 from std_msgs.msg import Float64
 
@@ -65,11 +66,15 @@ from eggnet_ros.ros.convert import (
 )
 from eggnet_ros.ros.diagnostics import build_array, build_status
 from eggnet_ros.ros.params import BY_NAME, NODE_NAME, PARAMETERS, ParameterError, build_config
+from eggnet_ros.ros.shutdown import ShutdownRequest
 from eggnet_ros.ros.tf_rotation import make_tf_lookup
 
 #: Per-frame problems are logged at most this often (s).
 THROTTLE_S = 5.0
 OUTPUT_QOS_DEPTH = 5
+#: Longest executor wait (s) before the main loop looks at the stop request again: the worst-case
+#: reaction to Ctrl-C (the Python signal handler runs only once the wait returns).
+STOP_POLL_S = 0.1
 #: Sensor-data QoS (best effort, volatile: matches any publisher) but a deeper queue: keep-last 5
 #: at a 1 kHz gyro loses samples whenever the executor is busy for 5 ms, and every lost sample is
 #: a hole in some frame's exposure window.
@@ -416,21 +421,50 @@ class StartupError(RuntimeError):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console-script entry point; returns the process exit status."""
-    rclpy.init(args=args)
-    node = None
+    """Console-script entry point; returns the process exit status (0 after SIGINT/SIGTERM).
+
+    Handles the stop signals only from here on: a Ctrl-C during this module's imports (torch:
+    seconds) still raises. :func:`eggnet_ros.ros.entry.main` covers that window too.
+    """
+    return run(args, ShutdownRequest())
+
+
+def run(args: list[str] | None, stop: ShutdownRequest) -> int:
+    """Start the node, spin until ``stop`` is requested, tear down; the process exit status.
+
+    SIGINT/SIGTERM only set ``stop`` (see :mod:`eggnet_ros.ros.shutdown`), so start-up and
+    teardown are never interrupted half-way; rclpy's own signal handlers are not installed (they
+    would shut the context down under the node being built). The executor waits at most
+    ``STOP_POLL_S`` at a time, which bounds the reaction to a stop signal. ``stop`` is closed
+    for good on return: the process exits next.
+    """
+    if stop.requested:  # stopped during the imports: nothing to tear down
+        stop.close(exiting=True)
+        return 0
+    node = executor = None
     try:
-        node = DeblurNode()
-        rclpy.spin(node)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        if not stop.requested:
+            node = DeblurNode()
+        if not stop.requested:
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            while not stop.requested and executor.context.ok():
+                executor.spin_once(timeout_sec=STOP_POLL_S)
+        if stop.requested:
+            rclpy.logging.get_logger(NODE_NAME).info(f"{stop.signal_name}: shutting down")
     except (ParameterError, StartupError) as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # Ctrl-C / launch shutdown: a normal exit
+    except ExternalShutdownException:
+        pass  # the context was shut down by someone else: a normal exit
     finally:
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        stop.close(exiting=True)
     return 0
 
 

@@ -21,6 +21,14 @@ linear rate, ``Omega = h (w0 + w1) / 2 + h^2 / 12 (w0 x w1)``. Against an adapti
 on ``dC/dt = C [w]x`` the error is ~1e-10 rad for a 100 Hz gyro with 4 rad/s random shake
 (1e-6 rad without sub-steps, 2e-6 rad with the plain midpoint rule): exact for all purposes.
 
+Cost (it runs on the node's thread for every frame): everything is batched numpy, no Python
+loop over knots or samples. The grid is expanded with ``np.repeat``, the rate is interpolated
+once per frame at the knots and once at all sample times, the running product ``Q`` is a
+log-depth prefix scan of batched 3x3 matmuls, and the sample times (every row's, for a rolling
+shutter) are reached by one batched partial step each. This agrees with the sequential
+per-sample integration to rounding (~1e-14 rad; test_motion_reference_loop checks it) and is
+~2x faster per frame (global shutter ~0.2 ms, rolling shutter with 65 rows ~0.4 ms on one core).
+
 Rolling shutter: each row has its own exposure window; rotations are evaluated for ``n_rows``
 rows spread over the frame (each relative to its own row centre) and interpolated per pixel row
 by :func:`rotations_at_rows` (linear in the rotation vector). The relative rotation of row

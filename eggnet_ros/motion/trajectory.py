@@ -162,9 +162,10 @@ class _PiecewiseLinearRate:
 
     def __call__(self, times: np.ndarray) -> np.ndarray:
         """Rate (M, 3) at ``times`` (M,)."""
+        # np.minimum/np.maximum rather than np.clip: the same result, a third of the call cost
         j = np.searchsorted(self.t, times, side="right") - 1
-        np.clip(j, 0, self.t.shape[0] - 2, out=j)
-        dt = np.clip(times, self.t[0], self.t[-1]) - self.t[j]
+        np.minimum(np.maximum(j, 0, out=j), self.t.shape[0] - 2, out=j)
+        dt = np.minimum(np.maximum(times, self.t[0]), self.t[-1]) - self.t[j]
         return self.slope[j] * dt[:, None] + self.omega[j]
 
 
@@ -241,7 +242,7 @@ def _at(
 ) -> np.ndarray:
     """``Q`` at flat ``times`` (M,) -> (M, 3, 3): one partial Magnus step from the last knot."""
     k = np.searchsorted(grid, times, side="right") - 1
-    np.clip(k, 0, grid.shape[0] - 1, out=k)
+    np.minimum(np.maximum(k, 0, out=k), grid.shape[0] - 1, out=k)
     return Q[k] @ exp_so3(_magnus(times - grid[k], w_grid[k], rate(times)))
 
 

@@ -32,7 +32,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            "eggnet_deblur_node = eggnet_ros.ros.node:main",
+            "eggnet_deblur_node = eggnet_ros.ros.entry:main",
             "eggnet-deblur = eggnet_ros.cli.deblur:main",
             "eggnet-train = eggnet_ros.training.train:main",
             "eggnet-eval = eggnet_ros.training.evaluate:main",

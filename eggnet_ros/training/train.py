@@ -66,7 +66,7 @@ class TrainConfig:
     amp: str = "auto"
     deform_backend: str = "auto"
     #: Start of the gyro branches of a fresh network: "motion" (taps on the blur path) or "small".
-    offset_init: str = "motion"
+    offset_init: str = "small"
     #: Resume from out_dir/checkpoint.safetensors when present.
     resume: bool = True
     #: Initialise from released weights (e.g. models/eggnet_full.safetensors) when no checkpoint exists.

@@ -101,14 +101,19 @@ def load_checkpoint(
                     optimizer.state[param] = slot
             for group, lr in zip(optimizer.param_groups, metadata.get("lrs", []), strict=False):
                 group["lr"] = lr
-    state = TrainState(
+    state = _state_from_metadata(metadata)
+    LOGGER.info("resumed %s at iteration %d (%d samples)", path, state.iteration, state.samples_seen)
+    return state, dict(metadata.get("config", {}))
+
+
+
+def _state_from_metadata(metadata: dict[str, Any]) -> TrainState:
+    return TrainState(
         iteration=int(metadata["iteration"]),
         samples_seen=int(metadata["samples_seen"]),
         elapsed_s=float(metadata["elapsed_s"]),
         extra=dict(metadata.get("extra", {})),
     )
-    LOGGER.info("resumed %s at iteration %d (%d samples)", path, state.iteration, state.samples_seen)
-    return state, dict(metadata.get("config", {}))
 
 
 def read_checkpoint_state(path: str | os.PathLike[str]) -> TrainState:
@@ -117,9 +122,4 @@ def read_checkpoint_state(path: str | os.PathLike[str]) -> TrainState:
         metadata = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
     if not metadata:
         raise ValueError(f"{path} is not an eggnet_ros training checkpoint (no metadata)")
-    return TrainState(
-        iteration=int(metadata["iteration"]),
-        samples_seen=int(metadata["samples_seen"]),
-        elapsed_s=float(metadata["elapsed_s"]),
-        extra=dict(metadata.get("extra", {})),
-    )
+    return _state_from_metadata(metadata)

@@ -306,7 +306,6 @@ class DeblurNode(Node):
         key = self._warm_key()
         if key is None:
             return
-        self._warmed = key
         width, height, encoding = key
         h, w = height, width
         with contextlib.suppress(ValueError):  # unknown/unsupported encoding: warm at camera size
@@ -317,6 +316,8 @@ class DeblurNode(Node):
         except Exception as exc:  # shows again (and is handled) on the first frame
             self.get_logger().warning(f"model warm-up at {w}x{h} failed: {exc!r}")
             return
+        finally:
+            self._warmed = key  # set when done (tried once either way), so it also says "warm-up over"
         self.get_logger().info(f"model warmed up for {w}x{h} in {ms:.0f} ms")
 
     def _imu_stalled(self, now: float) -> bool:

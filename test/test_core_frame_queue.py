@@ -86,3 +86,15 @@ def test_stalled_imu_releases_frames_at_once() -> None:
     assert q.pop(imu_latest=0.5, now=0.01) is None
     frame, timed_out = q.pop(imu_latest=0.5, now=0.01, imu_stalled=True)
     assert frame.stamp == 1.0 and timed_out
+
+
+def test_frame_waits_for_the_first_camera_info_then_times_out() -> None:
+    q = FrameQueue(queue_size=2, max_wait=1.0)
+    q.push(_f(1.0, arrival=0.0))
+    # IMU covers the exposure, but no camera model yet: not ready, and not timed out either.
+    assert q.pop(imu_latest=2.0, now=0.5, camera_known=False) is None
+    frame, timed_out = q.pop(imu_latest=2.0, now=0.6, camera_known=True)
+    assert frame.stamp == 1.0 and not timed_out
+    q.push(_f(2.0, arrival=1.0))
+    frame, timed_out = q.pop(imu_latest=3.0, now=2.0, camera_known=False)
+    assert frame.stamp == 2.0 and timed_out  # max_wait ran out: released for the fallback

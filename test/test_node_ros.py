@@ -267,6 +267,21 @@ def test_bad_input_passes_through_unchanged(harness, case: str) -> None:
         assert snap["imu_coverage_fraction"] == 0.0
 
 
+def test_frame_before_first_camera_info_waits_for_it(harness) -> None:
+    # Drivers often publish the first image a moment before its camera_info: within max_wait
+    # the frame must be deblurred, not passed through for lack of intrinsics.
+    h = harness(max_wait=5.0)
+    h.imu(39.5, 40.5)
+    h.frame(40.0, _frames(1, seed=4)[0])
+    time.sleep(0.3)
+    assert not h.images
+    h.camera_info()
+    assert h.wait_for(lambda: len(h.images) == 1)
+    assert stamp_to_sec(h.images[0].header.stamp) == pytest.approx(40.0)
+    assert h.stats()["deblurred"] == 1
+    assert h.wait_for(lambda: len(h.infos) == 1)
+
+
 def test_nan_and_out_of_order_imu_are_cleaned(harness, model_path) -> None:
     h = harness()
     h.camera_info()

@@ -99,18 +99,21 @@ class FrameQueue:
             evicted.append(self._pending.pop(0))
         return PushResult(outcome, evicted)
 
-    def pop(self, imu_latest: float | None, now: float, imu_stalled: bool = False
-            ) -> tuple[PendingFrame, bool] | None:
+    def pop(self, imu_latest: float | None, now: float, imu_stalled: bool = False,
+            camera_known: bool = True) -> tuple[PendingFrame, bool] | None:
         """The oldest frame if it is ready (``(frame, False)``) or timed out (``(frame, True)``).
 
         ``imu_stalled``: the IMU stream has stopped (nothing received for ``max_wait``); waiting
         cannot help, so frames are released at once instead of each waiting ``max_wait`` - which
         at camera rate would overflow the queue and drop frames the fallback should pass through.
+        ``camera_known``: False until the first camera_info arrived; a frame is not ready before
+        that (drivers often publish the first image a moment before its camera_info), so it waits
+        like for late IMU instead of falling back at once.
         """
         if not self._pending:
             return None
         head = self._pending[0]
-        ready = imu_latest is not None and imu_latest >= head.ready_at
+        ready = camera_known and imu_latest is not None and imu_latest >= head.ready_at
         timed_out = imu_stalled or now - head.arrival >= self.max_wait
         if not (ready or timed_out):
             return None

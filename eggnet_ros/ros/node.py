@@ -222,6 +222,9 @@ class DeblurNode(Node):
         except ValueError as exc:
             self._camera, self._camera_error = None, f"camera_info unusable: {exc}"
             self.get_logger().error(self._camera_error, throttle_duration_sec=THROTTLE_S)
+        if prev is None and len(self.queue):  # frames that arrived first were waiting for this
+            with self._cond:
+                self._cond.notify()
 
     def _on_exposure_time(self, msg: Float64) -> None:
         if math.isfinite(msg.data) and 0 < msg.data <= 1.0:
@@ -277,7 +280,9 @@ class DeblurNode(Node):
         while not self._stop.is_set():
             with self._cond:
                 now = time.monotonic()
-                item = self.queue.pop(self.imu.latest_time, now, imu_stalled=self._imu_stalled(now))
+                camera_known = self._camera is not None or self._camera_error is not None
+                item = self.queue.pop(self.imu.latest_time, now, imu_stalled=self._imu_stalled(now),
+                                      camera_known=camera_known)
                 warm = item is None and not len(self.queue) and self._warm_key() not in (None, self._warmed)
                 if item is None and not warm:
                     wait = self.queue.seconds_until_timeout(now)

@@ -151,8 +151,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "coverage, bad input, unsupported encoding): passthrough = the input image, drop = nothing.",
               choices=("passthrough", "drop"), processor_field="fallback"),
     ParamSpec("max_wait", ("max_wait",), "Longest wait (s) for IMU samples covering a frame's exposure "
-              "window "
-              "before the frame falls back.", lo=0.0, hi=5.0),
+              "window (and for the first camera_info) before the frame falls back.", lo=0.0, hi=5.0),
     ParamSpec("queue_size", ("queue_size",), "Frames waiting for IMU/the model; when full the oldest is "
               "dropped (newest frame wins).", lo=1, hi=100, read_only=True),
     ParamSpec("imu_buffer_seconds", ("imu_buffer_seconds",), "Seconds of gyro history kept.",

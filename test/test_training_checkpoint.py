@@ -75,3 +75,16 @@ def test_checkpoint_rejects_foreign_file(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(ValueError, match="not an eggnet_ros training checkpoint"):
         load_checkpoint(path, _tiny_net())
+
+
+def test_mgv_corruption_share_reaches_the_training_stream():
+    from eggnet_ros.data import SynthConfig
+    from eggnet_ros.training.train import DistInfo, build_loader
+
+    default = build_loader(TrainConfig(patch=32, num_workers=0), 0, DistInfo()).dataset
+    assert default.synth.corrupt_prob == SynthConfig().corrupt_prob == 0.5
+    clean = build_loader(TrainConfig(patch=32, num_workers=0, mgv_corrupt_prob=0.0), 0, DistInfo()).dataset
+    always = build_loader(TrainConfig(patch=32, num_workers=0, mgv_corrupt_prob=1.0), 0, DistInfo()).dataset
+    assert not any(clean.pair(i).info["corrupted"] for i in range(4))
+    assert all(always.pair(i).info["corrupted"] for i in range(4))
+    assert load_config(None, ["mgv_corrupt_prob=0.25"]).mgv_corrupt_prob == 0.25

@@ -58,6 +58,10 @@ class TrainConfig:
     data_preset: str = "moderate"
     #: Image sources spec (eggnet_ros.data.image_sources): "builtin" or a folder of your own frames.
     data_sources: str = "builtin"
+    #: Fraction of training pairs whose MGVs come from a corrupted gyro (noise, delay, lower rate,
+    #: misalignment); None = SynthConfig's default (0.5). 0 trains on perfect MGVs only, which
+    #: real gyros never deliver.
+    mgv_corrupt_prob: float | None = None
     out_dir: str = "runs/eggnet_lite"
     checkpoint_every: int = 250
     checkpoint_every_s: float = 300.0
@@ -208,9 +212,10 @@ def build_model(config: TrainConfig):
 
 
 def build_loader(config: TrainConfig, start: int, info: DistInfo) -> DataLoader:
-    from eggnet_ros.data import SyntheticDeblurDataset
+    from eggnet_ros.data import SynthConfig, SyntheticDeblurDataset
     from eggnet_ros.data.dataset import worker_init
 
+    overrides = {} if config.mgv_corrupt_prob is None else {"corrupt_prob": float(config.mgv_corrupt_prob)}
     # One endless epoch: item i is a pure function of (seed, i), so the stream resumes exactly.
     dataset = SyntheticDeblurDataset(
         split="train",
@@ -218,7 +223,7 @@ def build_loader(config: TrainConfig, start: int, info: DistInfo) -> DataLoader:
         seed=config.seed,
         length=2**40,
         mode=config.input_mode,
-        preset=config.data_preset,
+        synth=SynthConfig.train(config.data_preset, mode=config.input_mode, **overrides),
         sources=config.data_sources,
     )
     return DataLoader(

@@ -121,6 +121,18 @@ def select_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+class _ThreadScratch(threading.local):
+    """State each thread reuses across frames, so ``process()`` stays re-entrant without locks."""
+
+    def __init__(self) -> None:
+        #: float32 work buffers by role ("input", "mgv"), reallocated when the shape changes
+        self.buffers: dict[str, np.ndarray] = {}
+        #: last coarse MGV grid step per (width, height): usually saves the probe evaluation
+        self.mgv_step: dict[tuple[int, int], float] = {}
+        #: page-locked upload buffers (see Conversion.upload)
+        self.pinned: dict[object, torch.Tensor] = {}
+
+
 class DeblurProcessor:
     """Deblur frames with EggNet (or any ``model(image, mgv)`` callable).
 
@@ -147,11 +159,11 @@ class DeblurProcessor:
             raise ValueError(f"input_mode={input_mode!r} contradicts the model's own {own_mode!r}")
         self.input_mode: InputMode = own_mode or input_mode or "rgb"
         self._conversions: dict[str, Conversion | Exception] = {}
-        self._scratch_local = threading.local()
+        self._local = _ThreadScratch()
 
     def _scratch(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
         """A float32 work buffer reused across frames (per thread, so process() stays re-entrant)."""
-        bufs = self._scratch_local.__dict__.setdefault("bufs", {})
+        bufs = self._local.buffers
         buf = bufs.get(key)
         if buf is None or buf.shape != shape:
             buf = bufs[key] = np.empty(shape, np.float32)
@@ -287,7 +299,7 @@ class DeblurProcessor:
                                                                     height // conv.downscale)
             # Only the coarse grid on the host: the full field is built next to the model. The
             # last frame's grid step (per thread and size) usually saves the probe evaluation.
-            hints = self._scratch_local.__dict__.setdefault("mgv_step", {})
+            hints = self._local.mgv_step
             coarse = mgv_coarse(motion, cam, start_step=hints.get((cam.width, cam.height)))
             hints[(cam.width, cam.height)] = coarse.step
         except MotionError as exc:  # covered at both ends, but with a gap inside
@@ -358,7 +370,7 @@ class DeblurProcessor:
 
     def _pinned(self) -> dict:
         """This thread's cache of page-locked upload buffers (see Conversion.upload)."""
-        return self._scratch_local.__dict__.setdefault("pinned", {})
+        return self._local.pinned
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -73,3 +73,35 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
     # A network that did not learn anything leaves the input almost unchanged.
     main = {row["name"]: row for row in payload["main"]}
     assert np.isfinite([row["psnr"] for row in main.values()]).all()
+
+
+def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog):
+    import logging
+
+    import torch
+
+    path = tmp_path / "eggnet.safetensors"
+    save_weights(EggNet(EggNetConfig(variant="eggnet", width=4)), path, {"metrics": {}})
+    out = tmp_path / "eval"
+    args = [str(path), "--n", "2", "--size", "32", "--rl-iterations", "2", "--out", str(out)]
+    caplog.set_level(logging.INFO, logger="eggnet_ros.eval")
+    assert eval_main(args) == 0
+    first = json.loads((out / "eval.json").read_text())["main"]
+    assert "reused" not in caplog.text
+    assert len(json.loads((out / "score_cache.json").read_text())) == 3  # blurred, RL, model
+
+    caplog.clear()
+    assert eval_main(args) == 0
+    assert "3 main-table score(s) reused" in caplog.text
+    assert json.loads((out / "eval.json").read_text())["main"] == first
+
+    # Other weights under the same file name: the sha256 differs, so the model is measured again.
+    torch.manual_seed(1)
+    save_weights(EggNet(EggNetConfig(variant="eggnet", width=4)), path, {"metrics": {}})
+    caplog.clear()
+    assert eval_main(args) == 0
+    assert "2 main-table score(s) reused" in caplog.text
+    assert len(json.loads((out / "score_cache.json").read_text())) == 4
+    caplog.clear()
+    assert eval_main([*args, "--no-cache"]) == 0
+    assert "reused" not in caplog.text

@@ -70,6 +70,11 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
     assert any("Richardson" in k for k in payload["delay"])
     assert not any("Richardson" in k for k in payload["noise"])
     assert (out / "sweeps.png").stat().st_size > 1000
+    ablation = payload["mgv_ablation"]
+    assert ablation.pop("columns") == ["true MGVs", "zero MGVs", "another pair's MGVs"]
+    assert sorted(k.split(" (")[0] for k in ablation) == ["BaseGTM", "EggNet"]
+    assert all(len(v) == 3 and np.isfinite(v).all() for v in ablation.values())
+    assert "MGV ablation at test time" in text
     # A network that did not learn anything leaves the input almost unchanged.
     main = {row["name"]: row for row in payload["main"]}
     assert np.isfinite([row["psnr"] for row in main.values()]).all()

@@ -252,6 +252,43 @@ def sweep(
     return results
 
 
+#: Test-time MGV ablation columns: the true MGVs, none (zeros: "no motion"), another pair's.
+ABLATIONS: tuple[str, ...] = ("true MGVs", "zero MGVs", "another pair's MGVs")
+
+
+def mgv_ablation(n: int, size: int, models: Sequence[LoadedModel], device) -> dict[str, list[float]]:
+    """PSNR of each gyro model fed the true, zero and wrong (another pair's) MGVs.
+
+    How much a trained network leans on the gyro: a model that ignored its MGV input would score
+    the same in all three columns. Wrong MGVs describe a real but unrelated shake (pair i gets the
+    field of pair i+1; with a single pair that is its own), so they also show what a badly
+    synchronised gyro costs at worst.
+    """
+    import dataclasses
+
+    pairs = load_test_pairs(n, size)
+    zero = [dataclasses.replace(p, mgv=np.zeros_like(p.mgv)) for p in pairs]
+    other = [dataclasses.replace(p, mgv=pairs[(i + 1) % len(pairs)].mgv) for i, p in enumerate(pairs)]
+    results: dict[str, list[float]] = {}
+    for m in models:
+        restore = model_restorer(m.net, device)
+        results[m.label] = [score(variant, restore)[0] for variant in (pairs, zero, other)]
+    return results
+
+
+def format_ablation(results: dict[str, list[float]], n: int) -> str:
+    lines = [
+        f"### MGV ablation at test time ({n} pairs): PSNR (dB)",
+        "",
+        "| Method | " + " | ".join(ABLATIONS) + " | gyro worth (true - zero) |",
+        "| --- | " + " | ".join("---:" for _ in ABLATIONS) + " | ---: |",
+    ]
+    for label, values in results.items():
+        cells = " | ".join(f"{v:.2f}" for v in values)
+        lines.append(f"| {label} | {cells} | {values[0] - values[1]:+.2f} |")
+    return "\n".join(lines)
+
+
 def format_sweep(results: dict[str, list[float]], kind: str) -> str:
     axis = NOISE_SIGMAS if kind == "noise" else DELAY_STEPS
     head = [f"σ={v:g} px" for v in axis] if kind == "noise" else [f"ΔT={v}" for v in axis]
@@ -345,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         delay = sweep(sweep_n, args.size, gyro_models, args.device, "delay", args.rl_iterations)
         report += [format_sweep(noise, "noise"), format_sweep(delay, "delay")]
         payload.update(noise=noise, delay=delay)
+        if gyro_models:
+            ablation = mgv_ablation(sweep_n, args.size, gyro_models, args.device)
+            report.append(format_ablation(ablation, sweep_n))
+            payload["mgv_ablation"] = {"columns": list(ABLATIONS), **ablation}
         out = Path(args.out)
         if plot_sweeps(noise, delay, out / "sweeps.png"):
             report.append(f"Plot: {out / 'sweeps.png'}")

@@ -352,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="*", help="weights files (default: every models/*.safetensors)")
     parser.add_argument("--n", type=int, default=100, help="test pairs (fixed test set)")
     parser.add_argument("--size", type=int, default=512, help="test image size (square)")
-    parser.add_argument("--rl-iterations", type=int, default=30, help="Richardson-Lucy iterations (0 skips)")
+    # 15: the best PSNR of {5, 10, 15, 20, 30} on 13 of the test pairs (29.39 dB vs 29.02 / 29.34 /
+    # 29.36 / 29.22); tuned on test data, which favours the baseline, not us.
+    parser.add_argument("--rl-iterations", type=int, default=15,
+                        help="Richardson-Lucy iterations (0 skips; default 15, its best PSNR)")
     parser.add_argument("--sweeps", action="store_true", help="also run the Fig. 11 noise/delay sweeps")
     parser.add_argument("--sweep-n", type=int, default=None, help="pairs per sweep point (default --n)")
     parser.add_argument("--device", default="cpu")

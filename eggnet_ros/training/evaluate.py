@@ -317,7 +317,12 @@ def plot_sweeps(noise: dict[str, list[float]], delay: dict[str, list[float]], pa
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    # One colour per method across both panels (the delay panel has the RL baseline too, so
+    # colouring by position would give one method two colours), and one legend for both.
+    methods = list(dict.fromkeys([*noise, *delay]))
+    palette = plt.get_cmap("tab10")
+    colour = {label: palette(i % 10) for i, label in enumerate(methods)}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for ax, results, axis, xlabel in (
         (axes[0], noise, NOISE_SIGMAS, "MGV noise σ (px)"),
         (axes[1], delay, DELAY_STEPS, "gyro delay (× exposure/10)"),
@@ -326,7 +331,7 @@ def plot_sweeps(noise: dict[str, list[float]], delay: dict[str, list[float]], pa
         width = 0.8 / max(1, len(labels))
         x = np.arange(len(axis))
         for i, label in enumerate(labels):
-            ax.bar(x + i * width, results[label], width, label=label)
+            ax.bar(x + i * width, results[label], width, label=label, color=colour[label])
         ax.set_xticks(x + 0.4 - width / 2, [f"{v:g}" for v in axis])
         ax.set_xlabel(xlabel)
         ax.set_ylabel("PSNR (dB)")
@@ -334,8 +339,9 @@ def plot_sweeps(noise: dict[str, list[float]], delay: dict[str, list[float]], pa
         hi = max(max(v) for v in results.values())
         ax.set_ylim(lo - 1, hi + 0.5)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour[label]) for label in methods]
+    fig.legend(handles, methods, loc="lower center", ncol=min(3, len(methods)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * ((len(methods) + 2) // 3), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -276,37 +276,35 @@ def mgv_ablation(n: int, size: int, models: Sequence[LoadedModel], device) -> di
     return results
 
 
-def format_ablation(results: dict[str, list[float]], n: int) -> str:
-    lines = [
-        f"### MGV ablation at test time ({n} pairs): PSNR (dB)",
-        "",
-        "| Method | " + " | ".join(ABLATIONS) + " | gyro worth (true - zero) |",
-        "| --- | " + " | ".join("---:" for _ in ABLATIONS) + " | ---: |",
-    ]
-    for label, values in results.items():
-        cells = " | ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {label} | {cells} | {values[0] - values[1]:+.2f} |")
-    return "\n".join(lines)
-
-
-def format_sweep(results: dict[str, list[float]], kind: str) -> str:
-    axis = NOISE_SIGMAS if kind == "noise" else DELAY_STEPS
-    head = [f"σ={v:g} px" for v in axis] if kind == "noise" else [f"ΔT={v}" for v in axis]
-    title = (
-        "MGV noise (Fig. 11a): PSNR (dB)"
-        if kind == "noise"
-        else "Gyro delay, ΔT = exposure/10 (Fig. 11b): PSNR (dB)"
-    )
+def _per_method_table(
+    title: str, columns: Sequence[str], results: dict[str, list[float]], summary: str,
+    summarise: Callable[[list[float]], float],
+) -> str:
+    """A markdown table: one row per method, its PSNRs per column, and one signed summary column."""
     lines = [
         f"### {title}",
         "",
-        "| Method | " + " | ".join(head) + " | loss at worst |",
-        "| --- | " + " | ".join("---:" for _ in head) + " | ---: |",
+        "| Method | " + " | ".join(columns) + f" | {summary} |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " | ---: |",
     ]
     for label, values in results.items():
         cells = " | ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {label} | {cells} | {values[0] - values[-1]:+.2f} |")
+        lines.append(f"| {label} | {cells} | {summarise(values):+.2f} |")
     return "\n".join(lines)
+
+
+def format_ablation(results: dict[str, list[float]], n: int) -> str:
+    return _per_method_table(f"MGV ablation at test time ({n} pairs): PSNR (dB)", ABLATIONS, results,
+                             "gyro worth (true - zero)", lambda v: v[0] - v[1])
+
+
+def format_sweep(results: dict[str, list[float]], kind: str) -> str:
+    if kind == "noise":
+        title, columns = "MGV noise (Fig. 11a): PSNR (dB)", [f"σ={v:g} px" for v in NOISE_SIGMAS]
+    else:
+        title = "Gyro delay, ΔT = exposure/10 (Fig. 11b): PSNR (dB)"
+        columns = [f"ΔT={v}" for v in DELAY_STEPS]
+    return _per_method_table(title, columns, results, "loss at worst", lambda v: v[0] - v[-1])
 
 
 def plot_sweeps(noise: dict[str, list[float]], delay: dict[str, list[float]], path: Path) -> bool:

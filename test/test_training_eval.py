@@ -80,7 +80,7 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
     assert np.isfinite([row["psnr"] for row in main.values()]).all()
 
 
-def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog):
+def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog, monkeypatch):
     import logging
 
     import torch
@@ -109,4 +109,13 @@ def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog):
     assert len(json.loads((out / "score_cache.json").read_text())) == 4
     caplog.clear()
     assert eval_main([*args, "--no-cache"]) == 0
+    assert "reused" not in caplog.text
+
+    # Edited scoring code (metrics, baseline, model code) must not reuse the old numbers either.
+    from eggnet_ros.training.evaluate import ScoreCache
+
+    assert len(ScoreCache.code_fingerprint()) == 12
+    monkeypatch.setattr(ScoreCache, "code_fingerprint", classmethod(lambda cls: "edited-code"))
+    caplog.clear()
+    assert eval_main(args) == 0
     assert "reused" not in caplog.text

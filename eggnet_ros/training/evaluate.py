@@ -62,10 +62,15 @@ class ScoreCache:
     """PSNR/SSIM already measured, keyed by what determines them exactly.
 
     A key is (method identity, fingerprint of the test pairs' bytes, device, torch/numpy
-    versions): the weights' sha256 for a network, the iteration count for Richardson-Lucy. Any
-    change to the weights, the test-set synthesis or the software misses the cache, so a
-    re-run of ``eggnet-eval`` only measures what is new (about 2 min per lite model on a CPU).
+    versions, hash of our scoring code): the weights' sha256 for a network, the iteration count
+    for Richardson-Lucy. Any change to the weights, the test-set synthesis, the metrics, the
+    baseline, the model code or the libraries misses the cache, so a re-run of ``eggnet-eval``
+    only measures what is new (about 2 min per lite model on a CPU).
     """
+
+    #: Sources whose edits change a score without changing the weights or the test pairs.
+    SCORING_CODE: tuple[str, ...] = ("training/metrics.py", "training/baselines.py", "training/evaluate.py",
+                                     "data/dataset.py", "model/*.py")
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -87,10 +92,19 @@ class ScoreCache:
             digest.update(repr((pair.camera.distortion_model, pair.timing)).encode())
         return digest.hexdigest()[:20]
 
+    @classmethod
+    def code_fingerprint(cls) -> str:
+        root = Path(__file__).resolve().parents[1]
+        digest = hashlib.sha256()
+        for pattern in cls.SCORING_CODE:
+            for path in sorted(root.glob(pattern)):
+                digest.update(path.read_bytes())
+        return digest.hexdigest()[:12]
+
     def score(self, method: str, pairs: Sequence[Any], make_restorer: Callable[[], Restorer | None],
               device: torch.device | str = "cpu", fingerprint: str | None = None) -> tuple[float, float]:
         """``score(pairs, make_restorer())`` unless this exact measurement is cached."""
-        versions = f"torch{torch.__version__}/numpy{np.__version__}"
+        versions = f"torch{torch.__version__}/numpy{np.__version__}/code{self.code_fingerprint()}"
         key = f"{method}|{fingerprint or self.fingerprint(pairs)}|{torch.device(device).type}|{versions}"
         if key in self.entries:
             self.hits += 1

@@ -106,7 +106,6 @@ def load_checkpoint(
     return state, dict(metadata.get("config", {}))
 
 
-
 def _state_from_metadata(metadata: dict[str, Any]) -> TrainState:
     return TrainState(
         iteration=int(metadata["iteration"]),

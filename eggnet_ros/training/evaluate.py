@@ -76,6 +76,8 @@ class ScoreCache:
         self.path = path
         self.entries: dict[str, list[float]] = {}
         self.hits = 0
+        # once per run: hashing the sources is file I/O that need not repeat for every score
+        self.versions = f"torch{torch.__version__}/numpy{np.__version__}/code{self.code_fingerprint()}"
         if path is not None and path.exists():
             try:
                 self.entries = {k: list(v) for k, v in json.loads(path.read_text()).items()}
@@ -104,8 +106,7 @@ class ScoreCache:
     def score(self, method: str, pairs: Sequence[Any], make_restorer: Callable[[], Restorer | None],
               device: torch.device | str = "cpu", fingerprint: str | None = None) -> tuple[float, float]:
         """``score(pairs, make_restorer())`` unless this exact measurement is cached."""
-        versions = f"torch{torch.__version__}/numpy{np.__version__}/code{self.code_fingerprint()}"
-        key = f"{method}|{fingerprint or self.fingerprint(pairs)}|{torch.device(device).type}|{versions}"
+        key = f"{method}|{fingerprint or self.fingerprint(pairs)}|{torch.device(device).type}|{self.versions}"
         if key in self.entries:
             self.hits += 1
             psnr_value, ssim_value = self.entries[key]
@@ -383,8 +384,11 @@ def main(argv: list[str] | None = None) -> int:
                              "identical weights, test pairs, device and software)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # scoped: a caller in the same process (tests, notebooks) keeps autograd
+        return _run(args)
 
+
+def _run(args: argparse.Namespace) -> int:
     paths = args.models or default_model_files()
     models = load_models(paths, args.device)
     pairs = load_test_pairs(args.n, args.size)

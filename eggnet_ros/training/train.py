@@ -69,8 +69,9 @@ class TrainConfig:
     #: "auto" = bf16 autocast on CUDA, fp32 on CPU.
     amp: str = "auto"
     deform_backend: str = "auto"
-    #: Start of the gyro branches of a fresh network: "motion" (taps on the blur path) or "small".
-    offset_init: str = "small"
+    #: Start of the gyro branches of a fresh network: "motion" (taps on the blur path) or "small";
+    #: None = EggNetConfig's default, so the default lives in one place.
+    offset_init: str | None = None
     #: Resume from out_dir/checkpoint.safetensors when present.
     resume: bool = True
     #: Initialise from released weights (e.g. models/eggnet_full.safetensors) when no checkpoint exists.
@@ -200,13 +201,14 @@ def build_model(config: TrainConfig):
     from eggnet_ros.model import EggNet, EggNetConfig
 
     in_channels = {"rgb": 3, "mono": 1, "bayer": 4}[config.input_mode]
+    optional = {} if config.offset_init is None else {"offset_init": config.offset_init}
     model_config = EggNetConfig(
         variant=config.variant,
         width=config.width,
         in_channels=in_channels,
         input_mode=config.input_mode,
         deform_backend=config.deform_backend,
-        offset_init=config.offset_init,
+        **optional,
     )
     return EggNet(model_config), model_config
 

@@ -11,13 +11,7 @@ from eggnet_ros.model import GTM, IGTM, VARIANTS, DeformBlock, DeformConv2d, Egg
 
 MODES = {"rgb": 3, "mono": 1, "bayer": 4}
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: extra threads only add contention on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

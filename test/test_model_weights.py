@@ -12,14 +12,7 @@ import torch
 
 from eggnet_ros.model import EggNet, EggNetConfig, WeightsError, load_model, read_card, save_weights
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: extra threads only add contention on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -300,6 +300,17 @@ class _GracefulStop:
         self._previous.clear()
 
 
+def _open_loss_csv(csv_path: Path, iteration: int):
+    """Append to the loss CSV of the run we resume (cut back to its checkpoint) or start one."""
+    new_csv = not csv_path.exists() or iteration == 0
+    if not new_csv:
+        _truncate_loss_csv(csv_path, iteration)
+    csv_file = csv_path.open("w" if new_csv else "a", newline="")
+    if new_csv:
+        csv.writer(csv_file).writerow(["iteration", "samples", "elapsed_s", "loss", "lr"])
+    return csv_file
+
+
 def _truncate_loss_csv(csv_path: Path, iteration: int) -> None:
     """Drop rows logged after the checkpoint we resume from (they will be logged again)."""
     with csv_path.open(newline="") as f:
@@ -344,13 +355,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     loader = build_loader(config, state.samples_seen, info)
     csv_path = out_dir / "loss.csv"
-    new_csv = not csv_path.exists() or state.iteration == 0
-    if not new_csv:
-        _truncate_loss_csv(csv_path, state.iteration)
-    csv_file = csv_path.open("w" if new_csv else "a", newline="")
-    writer = csv.writer(csv_file)
-    if new_csv:
-        writer.writerow(["iteration", "samples", "elapsed_s", "loss", "lr"])
+    csv_file = _open_loss_csv(csv_path, state.iteration) if info.main else None  # rank 0 writes
+    writer = csv.writer(csv_file) if csv_file is not None else None
 
     progress = None
     if info.main:
@@ -372,14 +378,21 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model.train()
     data_iter = iter(loader)
     stop = _GracefulStop()
-    while state.iteration < config.iterations and not stop.requested:
-        elapsed = base_elapsed + (time.monotonic() - started)
-        if config.budget_s is not None and elapsed >= config.budget_s:
-            LOGGER.info(
-                "wall-clock budget of %.0f s reached at iteration %d", config.budget_s, state.iteration
-            )
-            break
-        if config.max_steps_this_run is not None and run_steps >= config.max_steps_this_run:
+    while state.iteration < config.iterations:
+        # Under DDP the ranks' clocks and signals differ; they must agree on the elapsed time
+        # (it sets the learning rate, or the replicas drift apart) and on when to stop (a rank
+        # that leaves early leaves the others hanging in the next gradient all-reduce).
+        signalled, elapsed = _agree_across_ranks(
+            stop.requested, base_elapsed + (time.monotonic() - started), info, device
+        )
+        over_budget = config.budget_s is not None and elapsed >= config.budget_s
+        steps_done = config.max_steps_this_run is not None and run_steps >= config.max_steps_this_run
+        if signalled or over_budget or steps_done:
+            stop.requested = signalled  # a signal on any rank: checkpoint only, no export
+            if over_budget:
+                LOGGER.info(
+                    "wall-clock budget of %.0f s reached at iteration %d", config.budget_s, state.iteration
+                )
             break
         batch = next(data_iter)
         blurred = batch["blurred"].to(device, non_blocking=True)
@@ -408,7 +421,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.1e}")
-            if state.iteration % config.log_every == 0:
+            if writer is not None and state.iteration % config.log_every == 0:
                 writer.writerow(
                     [state.iteration, state.samples_seen, f"{state.elapsed_s:.1f}", f"{running:.6f}", lr]
                 )
@@ -430,8 +443,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     stop.restore()
     if progress is not None:
         progress.close()
-    csv_file.close()
+    if csv_file is not None:
+        csv_file.close()
 
+    if info.world > 1:
+        # Only rank 0 checkpoints, evaluates and exports; the others leave now instead of
+        # waiting in a barrier for minutes (NCCL's watchdog would kill them).
+        dist.barrier()
     summary: dict[str, Any] = {}
     if info.main and stop.requested:
         # Interrupted: keep the exact state to resume from, skip the (long) evaluation and export.
@@ -447,9 +465,19 @@ def train(config: TrainConfig) -> dict[str, Any]:
         _write_loss_plot(csv_path, out_dir / "loss.png")
         summary = finish(config, model, model_config, state, device)
     if info.world > 1:
-        dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+def _agree_across_ranks(
+    signalled: bool, elapsed_s: float, info: DistInfo, device: torch.device
+) -> tuple[bool, float]:
+    """(signal on any rank, the longest elapsed time): one tiny all-reduce per step under DDP."""
+    if info.world <= 1:
+        return signalled, elapsed_s
+    votes = torch.tensor([1.0 if signalled else 0.0, elapsed_s], dtype=torch.float64, device=device)
+    dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+    return bool(votes[0].item() > 0), float(votes[1].item())
 
 
 def finish(
@@ -483,7 +511,7 @@ def finish(
             "synthetic gyro-image pairs (eggnet_ros.data): built-in CC0 photos + procedural "
             "dead-leaves images, hand-shake gyro, eq. 20 blur in linear light, "
             f"shake preset {config.data_preset!r}, "
-            "half of the MGVs corrupted (noise, delay, rate, misalignment)"
+            f"{_corrupt_share(config):.0%} of the MGVs corrupted (noise, delay, rate, misalignment)"
         ),
         "training": {k: v for k, v in summary.items() if k != "metrics"},
         "metrics": metrics,
@@ -491,6 +519,14 @@ def finish(
     save_weights(net.to("cpu"), export, card_extra)
     LOGGER.info("exported %s (%s)", export, json.dumps(metrics))
     return summary
+
+
+def _corrupt_share(config: TrainConfig) -> float:
+    from eggnet_ros.data import SynthConfig
+
+    if config.mgv_corrupt_prob is not None:
+        return float(config.mgv_corrupt_prob)
+    return SynthConfig.train(config.data_preset, mode=config.input_mode).corrupt_prob
 
 
 def main(argv: list[str] | None = None) -> int:

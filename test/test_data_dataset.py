@@ -108,6 +108,27 @@ def test_conditions_share_images_and_differ_in_mgvs() -> None:
         assert not np.allclose(d.mgv, c.mgv)
 
 
+def test_raw_case_shares_images_and_gives_every_pair_an_imperfect_gyro(tmp_path) -> None:
+    clean = fixed_test_set(n=4, size=48, seed=11)
+    raw = fixed_test_set(n=4, size=48, seed=11, raw=True)
+    for c, r in zip(clean, raw, strict=True):
+        np.testing.assert_array_equal(c.blurred, r.blurred)
+        np.testing.assert_array_equal(c.sharp, r.sharp)
+        np.testing.assert_array_equal(r.mgv_clean, c.mgv)
+        assert r.info["corrupted"] and 100.0 <= r.info["imu_rate_hz"] <= 400.0
+        assert abs(r.info["delay_s"]) <= 0.5 * r.timing.exposure_time + 1e-12
+        assert r.info["miscal_deg"] <= 1.0 + 1e-9
+        assert len(r.imu.t) < len(c.imu.t)  # resampled from the dense 1 kHz true gyro
+        assert not np.allclose(r.mgv, c.mgv)
+    # the raw case is regenerable bit-exactly, and served from the same image cache
+    cached = fixed_test_set(n=4, size=48, seed=11, raw=True, cache_dir=tmp_path)
+    fixed_test_set(n=4, size=48, seed=11, cache_dir=tmp_path)
+    assert len(list(tmp_path.rglob("*.npz"))) == 4
+    assert _digest(cached) == _digest(raw)
+    with pytest.raises(ValueError, match="raw case"):
+        fixed_test_set(n=1, size=32, raw=True, mgv_noise=0.25)
+
+
 def test_save_load_roundtrip(tmp_path) -> None:
     pair = fixed_test_set(n=1, size=32, seed=2, mode="bayer", mgv_noise=0.25)[0]
     save_pair(pair, tmp_path / "x.npz")

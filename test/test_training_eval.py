@@ -78,6 +78,13 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
     # A network that did not learn anything leaves the input almost unchanged.
     main = {row["name"]: row for row in payload["main"]}
     assert np.isfinite([row["psnr"] for row in main.values()]).all()
+    # Table 2's raw case: the same images, so the input scores the same; each pair's own
+    # imperfect gyro, so the gyro baseline does not.
+    assert "Raw case PSNR" in text
+    assert np.isfinite([row["raw_psnr"] for row in main.values()]).all()
+    assert main["Blurred input"]["raw_psnr"] == main["Blurred input"]["psnr"]
+    rl = next(row for name, row in main.items() if "Richardson" in name)
+    assert rl["raw_psnr"] != rl["psnr"]
 
 
 def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog, monkeypatch):
@@ -93,11 +100,12 @@ def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog, monkeyp
     assert eval_main(args) == 0
     first = json.loads((out / "eval.json").read_text())["main"]
     assert "reused" not in caplog.text
-    assert len(json.loads((out / "score_cache.json").read_text())) == 3  # blurred, RL, model
+    # blurred, RL, model, each on the controlled and the raw case
+    assert len(json.loads((out / "score_cache.json").read_text())) == 6
 
     caplog.clear()
     assert eval_main(args) == 0
-    assert "3 main-table score(s) reused" in caplog.text
+    assert "6 main-table score(s) reused" in caplog.text
     assert json.loads((out / "eval.json").read_text())["main"] == first
 
     # Other weights under the same file name: the sha256 differs, so the model is measured again.
@@ -105,8 +113,8 @@ def test_eval_reuses_scores_only_for_identical_weights(tmp_path, caplog, monkeyp
     save_weights(EggNet(EggNetConfig(variant="eggnet", width=4)), path, {"metrics": {}})
     caplog.clear()
     assert eval_main(args) == 0
-    assert "2 main-table score(s) reused" in caplog.text
-    assert len(json.loads((out / "score_cache.json").read_text())) == 4
+    assert "4 main-table score(s) reused" in caplog.text
+    assert len(json.loads((out / "score_cache.json").read_text())) == 8
     caplog.clear()
     assert eval_main([*args, "--no-cache"]) == 0
     assert "reused" not in caplog.text

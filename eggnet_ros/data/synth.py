@@ -178,6 +178,14 @@ class SynthConfig:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def eval_raw(cls, preset: str = "moderate", mode: Mode = "rgb", **overrides: Any) -> SynthConfig:
+        """The paper's raw case: every pair's gyro is imperfect, drawn like the corrupted half of
+        the training mix (lower rate, noise, bias, delay up to exposure/2 of either sign,
+        camera-IMU misalignment, MGV noise). Pixels are those of :meth:`eval` (whole sensor, same
+        draws), so the controlled and the raw case score identical images."""
+        return cls.train(preset, mode, **{"sensor_size": None, "corrupt_prob": 1.0, **overrides})
+
 
 @dataclass(frozen=True)
 class Scene:

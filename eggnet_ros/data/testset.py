@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,26 @@ def fixed_test_set(
     mode: Mode = "rgb",
     sources: str = "builtin",
     cache_dir: str | Path | None = None,
+    raw: bool = False,
 ) -> list[BlurPair]:
-    """``n`` test pairs of ``size`` x ``size`` under one exact evaluation condition."""
+    """``n`` test pairs of ``size`` x ``size`` under one exact evaluation condition.
+
+    ``raw=True`` is the paper's raw case (:meth:`SynthConfig.eval_raw`): the same images, each
+    with its own imperfect gyro, instead of one fixed ``mgv_noise`` / ``delay_fraction``.
+    """
     if n < 1 or size < 2:
         raise ValueError(f"need n >= 1 and size >= 2, got n={n}, size={size}")
-    cfg = SynthConfig.eval(preset=preset, mgv_noise=mgv_noise, delay_fraction=delay_fraction, mode=mode)
+    if raw and (mgv_noise or delay_fraction):
+        raise ValueError("the raw case draws its own MGV noise and delay; keep mgv_noise, delay_fraction 0")
+    if raw:
+        cfg = SynthConfig.eval_raw(preset=preset, mode=mode)
+    else:
+        cfg = SynthConfig.eval(preset=preset, mgv_noise=mgv_noise, delay_fraction=delay_fraction, mode=mode)
     folder = None
     if cache_dir is not None:
-        images_cfg = replace(cfg, delay_fractions=(0.0,), mgv_noise_sigmas=(0.0,))
+        # Keyed by the pixel-relevant settings only (those of the controlled case), so every
+        # condition, the raw case included, shares one image cache.
+        images_cfg = SynthConfig.eval(preset=preset, mode=mode)
         key = _cache_key(n=n, size=size, seed=seed, sources=sources, cfg=repr(images_cfg))
         folder = Path(cache_dir) / f"testset-{key[:20]}"
     source = None

@@ -325,6 +325,12 @@ def _truncate_loss_csv(csv_path: Path, iteration: int) -> None:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict (also written into the model card)."""
+    # Import what the final evaluation and export use now, not hours later: a CPU run imported
+    # them lazily at its end while the checkout had been edited meanwhile, mixed a new
+    # evaluation module with the old data module, and crashed after its last checkpoint.
+    import eggnet_ros.training.evaluate  # noqa: F401
+    from eggnet_ros.model import save_weights  # noqa: F401
+
     info = init_distributed()
     torch.manual_seed(config.seed + info.rank)
     device = pick_device(info)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from eggnet_ros.config import MotionConfig
-from eggnet_ros.data import SyntheticDeblurDataset, fixed_test_set
+from eggnet_ros.data import SyntheticDeblurDataset, condition_config, fixed_test_set, observe_condition
 from eggnet_ros.data.dataset import worker_init
 from eggnet_ros.data.synth import SynthConfig
 from eggnet_ros.data.testset import load_pair, save_pair
@@ -127,6 +127,15 @@ def test_raw_case_shares_images_and_gives_every_pair_an_imperfect_gyro(tmp_path)
     assert _digest(cached) == _digest(raw)
     with pytest.raises(ValueError, match="raw case"):
         fixed_test_set(n=1, size=32, raw=True, mgv_noise=0.25)
+
+
+def test_observe_condition_matches_generating_under_that_condition() -> None:
+    """Evaluation derives every condition from one set of images instead of regenerating them."""
+    clean = fixed_test_set(n=3, size=48, seed=11)
+    for kwargs in ({"raw": True}, {"mgv_noise": 0.25, "delay_fraction": 0.2}, {}):
+        derived = [observe_condition(p, condition_config(**kwargs)) for p in clean]
+        assert _digest(derived) == _digest(fixed_test_set(n=3, size=48, seed=11, **kwargs))
+        assert all(d.blurred is c.blurred for d, c in zip(derived, clean, strict=True))
 
 
 def test_save_load_roundtrip(tmp_path) -> None:

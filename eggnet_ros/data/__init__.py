@@ -15,7 +15,7 @@ from typing import Any
 from .shake import ShakeConfig, generate_gyro
 from .sources import ImageSource, image_sources
 from .synth import BlurPair, SynthConfig, generate_pair, render_pair, sample_scene, synthesize_pair
-from .testset import fixed_test_set
+from .testset import condition_config, fixed_test_set, observe_condition
 
 __all__ = [
     "BlurPair",
@@ -23,10 +23,12 @@ __all__ = [
     "ShakeConfig",
     "SynthConfig",
     "SyntheticDeblurDataset",
+    "condition_config",
     "fixed_test_set",
     "generate_gyro",
     "generate_pair",
     "image_sources",
+    "observe_condition",
     "render_pair",
     "sample_scene",
     "synthesize_pair",

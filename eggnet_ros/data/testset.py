@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +58,7 @@ def fixed_test_set(
     """
     if n < 1 or size < 2:
         raise ValueError(f"need n >= 1 and size >= 2, got n={n}, size={size}")
-    if raw and (mgv_noise or delay_fraction):
-        raise ValueError("the raw case draws its own MGV noise and delay; keep mgv_noise, delay_fraction 0")
-    if raw:
-        cfg = SynthConfig.eval_raw(preset=preset, mode=mode)
-    else:
-        cfg = SynthConfig.eval(preset=preset, mgv_noise=mgv_noise, delay_fraction=delay_fraction, mode=mode)
+    cfg = condition_config(preset, mode, mgv_noise, delay_fraction, raw)
     folder = None
     if cache_dir is not None:
         # Keyed by the pixel-relevant settings only (those of the controlled case), so every
@@ -85,6 +80,33 @@ def fixed_test_set(
             save_pair(pair, path)
         pairs.append(pair)
     return pairs
+
+
+def condition_config(
+    preset: str = "moderate",
+    mode: Mode = "rgb",
+    mgv_noise: float = 0.0,
+    delay_fraction: float = 0.0,
+    raw: bool = False,
+) -> SynthConfig:
+    """The synthesis settings of one evaluation condition (they differ only in the gyro)."""
+    if raw and (mgv_noise or delay_fraction):
+        raise ValueError("the raw case draws its own MGV noise and delay; keep mgv_noise, delay_fraction 0")
+    if raw:
+        return SynthConfig.eval_raw(preset=preset, mode=mode)
+    return SynthConfig.eval(preset=preset, mgv_noise=mgv_noise, delay_fraction=delay_fraction, mode=mode)
+
+
+def observe_condition(pair: BlurPair, cfg: SynthConfig) -> BlurPair:
+    """``pair`` (its image arrays shared, not copied) with the gyro and MGVs of condition ``cfg``.
+
+    Bit-identical to generating the pair under ``cfg``: the corruption draws only from the
+    pair's ``mgv_seed``. Scoring several conditions this way skips regenerating the images.
+    """
+    mgv, imu, corruption = observe_mgv(
+        pair.imu_clean, pair.stamp, pair.timing, pair.camera, pair.mgv_clean, int(pair.info["mgv_seed"]), cfg
+    )
+    return replace(pair, mgv=mgv, imu=imu, info={**pair.info, **corruption})
 
 
 def _cache_key(**params: Any) -> str:
@@ -139,26 +161,22 @@ def load_pair(path: str | Path, cfg: SynthConfig) -> BlurPair:
     camera = CameraModel(meta["width"], meta["height"], K)
     timing = ExposureTiming(**meta["timing"])
     stamp = float(meta["stamp"])
-    info = meta["info"]
     mgv_clean = compute_mgv(imu_clean, stamp, timing, camera, cfg.n_mgv_samples)
-    mgv, imu, corruption = observe_mgv(
-        imu_clean, stamp, timing, camera, mgv_clean, int(info["mgv_seed"]), cfg
-    )
-    info.update(corruption)
-    return BlurPair(
+    clean = BlurPair(
         blurred=blurred,
         sharp=sharp,
-        mgv=mgv,
+        mgv=mgv_clean,
         mgv_clean=mgv_clean,
-        imu=imu,
+        imu=imu_clean,
         imu_clean=imu_clean,
         camera=camera,
         stamp=stamp,
         timing=timing,
         blur_px=blur_extent_px(mgv_clean),
         mode=meta["mode"],
-        info=info,
+        info=meta["info"],
     )
+    return observe_condition(clean, cfg)
 
 
 def _json_default(value: Any) -> Any:

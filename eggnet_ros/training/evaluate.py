@@ -124,24 +124,24 @@ class ScoreCache:
         return result
 
 
-def load_test_pairs(
-    n: int,
-    size: int,
-    mgv_noise: float = 0.0,
-    delay_fraction: float = 0.0,
-    seed: int | None = None,
-    raw: bool = False,
-):
-    """The fixed test set (bit-exact on every machine), optionally with corrupted MGVs or as the
-    paper's raw case (every pair's gyro imperfect in its own way)."""
+def load_test_pairs(n: int, size: int, seed: int | None = None):
+    """The fixed test set (bit-exact on every machine) in the controlled case (perfect gyro)."""
     from eggnet_ros.data import fixed_test_set
 
-    kwargs: dict[str, Any] = {
-        "n": n, "size": size, "mgv_noise": mgv_noise, "delay_fraction": delay_fraction, "raw": raw
-    }
+    kwargs: dict[str, Any] = {"n": n, "size": size}
     if seed is not None:
         kwargs["seed"] = seed
     return fixed_test_set(**kwargs)
+
+
+def under_condition(pairs, mgv_noise: float = 0.0, delay_fraction: float = 0.0, raw: bool = False):
+    """The same pairs (images shared, not regenerated) with the gyro of another condition:
+    fixed MGV noise / delay (Fig. 11) or the paper's raw case (each pair's own imperfect gyro)."""
+    from eggnet_ros.data import condition_config, observe_condition
+
+    cfg = condition_config(mgv_noise=mgv_noise, delay_fraction=delay_fraction, raw=raw,
+                           mode=pairs[0].mode if pairs else "rgb")
+    return [observe_condition(pair, cfg) for pair in pairs]
 
 
 def model_restorer(net: torch.nn.Module, device: torch.device | str = "cpu") -> Restorer:
@@ -267,7 +267,7 @@ def format_main_table(rows: Sequence[MethodScore], title: str) -> str:
 
 
 def sweep(
-    n: int, size: int, models: Sequence[LoadedModel], device, kind: str, rl_iterations: int = 0
+    pairs, models: Sequence[LoadedModel], device, kind: str, rl_iterations: int = 0
 ) -> dict[str, list[float]]:
     """PSNR per model along the noise (sigma px) or delay (k x exposure/10) axis.
 
@@ -287,14 +287,14 @@ def sweep(
         results[m.label] = []
     for value in axis:
         if kind == "noise":
-            pairs = load_test_pairs(n, size, mgv_noise=float(value))
+            point = under_condition(pairs, mgv_noise=float(value))
         else:
-            pairs = load_test_pairs(n, size, delay_fraction=float(value) / 10.0)
-        results["blurred"].append(score(pairs, None)[0])
+            point = under_condition(pairs, delay_fraction=float(value) / 10.0)
+        results["blurred"].append(score(point, None)[0])
         if with_rl:
-            results[rl_label].append(score(pairs, rl_restorer(rl_iterations))[0])
+            results[rl_label].append(score(point, rl_restorer(rl_iterations))[0])
         for m in models:
-            results[m.label].append(score(pairs, model_restorer(m.net, device))[0])
+            results[m.label].append(score(point, model_restorer(m.net, device))[0])
     return results
 
 
@@ -302,7 +302,7 @@ def sweep(
 ABLATIONS: tuple[str, ...] = ("true MGVs", "zero MGVs", "another pair's MGVs")
 
 
-def mgv_ablation(n: int, size: int, models: Sequence[LoadedModel], device) -> dict[str, list[float]]:
+def mgv_ablation(pairs, models: Sequence[LoadedModel], device) -> dict[str, list[float]]:
     """PSNR of each gyro model fed the true, zero and wrong (another pair's) MGVs.
 
     How much a trained network leans on the gyro: a model that ignored its MGV input would score
@@ -312,7 +312,6 @@ def mgv_ablation(n: int, size: int, models: Sequence[LoadedModel], device) -> di
     """
     import dataclasses
 
-    pairs = load_test_pairs(n, size)
     zero = [dataclasses.replace(p, mgv=np.zeros_like(p.mgv)) for p in pairs]
     other = [dataclasses.replace(p, mgv=pairs[(i + 1) % len(pairs)].mgv) for i, p in enumerate(pairs)]
     results: dict[str, list[float]] = {}
@@ -427,7 +426,7 @@ def _run(args: argparse.Namespace) -> int:
     pairs = load_test_pairs(args.n, args.size)
     median_blur = float(np.median([p.blur_px for p in pairs]))
     cache = ScoreCache(None if args.no_cache else Path(args.out) / "score_cache.json")
-    raw_pairs = None if args.no_raw else load_test_pairs(args.n, args.size, raw=True)
+    raw_pairs = None if args.no_raw else under_condition(pairs, raw=True)
     rows = main_table(pairs, models, args.rl_iterations, args.device, cache, raw_pairs)
     if cache.hits:
         LOGGER.info("%d main-table score(s) reused from %s (--no-cache re-measures)", cache.hits, cache.path)
@@ -439,12 +438,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.sweeps:
         gyro_models = [m for m in models if m.variant != "base_deform"]
         sweep_n = args.sweep_n or args.n
-        noise = sweep(sweep_n, args.size, gyro_models, args.device, "noise")
-        delay = sweep(sweep_n, args.size, gyro_models, args.device, "delay", args.rl_iterations)
+        # item i of the fixed set does not depend on its length: the first pairs are the set
+        sweep_pairs = pairs[:sweep_n] if sweep_n <= len(pairs) else load_test_pairs(sweep_n, args.size)
+        noise = sweep(sweep_pairs, gyro_models, args.device, "noise")
+        delay = sweep(sweep_pairs, gyro_models, args.device, "delay", args.rl_iterations)
         report += [format_sweep(noise, "noise"), format_sweep(delay, "delay")]
         payload.update(noise=noise, delay=delay)
         if gyro_models:
-            ablation = mgv_ablation(sweep_n, args.size, gyro_models, args.device)
+            ablation = mgv_ablation(sweep_pairs, gyro_models, args.device)
             report.append(format_ablation(ablation, sweep_n))
             payload["mgv_ablation"] = {"columns": list(ABLATIONS), **ablation}
         out = Path(args.out)

@@ -94,6 +94,39 @@ def test_point_light_streak_matches_f_tan_omega_t(axis: int) -> None:
     assert abs(mgv[1 - d]) < 0.02 and abs(mgv[3 - d]) < 0.02
 
 
+@pytest.mark.parametrize("convention", ["start", "end"])
+def test_global_shutter_target_is_the_exposure_centre_for_any_stamp_convention(convention: str) -> None:
+    """A stamp at the exposure start/end must not move the target off the blur's centre.
+
+    The source image shows the stamp instant; the target must still be the exposure centre,
+    i.e. the same pair as a "middle" stamp at the centre time (hand-made motions of
+    scene_from_motion use any convention; the sampled scenes always use "middle").
+    """
+    exposure = 0.04
+    imu = _constant_rate((0.0, 1.0, 0.0))  # yaw: 4 px half-streak, the centre view is 4 px from the start
+    sharp = np.zeros((SIZE, SIZE, 3), np.float32)
+    centre = int(C)
+    sharp[centre, centre] = 1.0
+    middle = scene_from_motion(_camera(), ExposureTiming(exposure_time=exposure), 0.1, imu)
+    stamp = 0.1 - exposure / 2 if convention == "start" else 0.1 + exposure / 2
+    other = scene_from_motion(
+        _camera(), ExposureTiming(exposure_time=exposure, stamp_convention=convention), stamp, imu
+    )
+    blur_m, target_m = render_blur(middle, srgb_to_linear(sharp), (0, 0))
+    blur_o, target_o = render_blur(other, srgb_to_linear(sharp), (0, 0))
+
+    # Same exposure, different reference image instant: compare where the light lands
+    # relative to the target (the streak is centred on the target's point in both).
+    def column_of_max(img: np.ndarray) -> float:
+        profile = img[..., 0].sum(axis=0)
+        return float(np.sum(profile * np.arange(SIZE)) / profile.sum())
+
+    assert column_of_max(target_o) == pytest.approx(column_of_max(blur_o), abs=0.1)
+    assert column_of_max(target_m) == pytest.approx(column_of_max(blur_m), abs=0.1)
+    # ... and the stamp instant is 4 px away from it (the old target was the stamp's view)
+    assert abs(column_of_max(target_o) - centre) == pytest.approx(F * math.tan(0.02), abs=0.1)
+
+
 def test_motion_in_second_half_streaks_towards_pro_only() -> None:
     """Direction in time: a yaw that starts at the exposure centre streaks only towards -x (pro)."""
     exposure, rate = 0.04, 2.0

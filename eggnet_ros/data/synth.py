@@ -435,8 +435,17 @@ def render_blur(
         Ms = K @ np.swapaxes(R, -1, -2) @ np.linalg.inv(K)
         for M in Ms:
             acc += _warp_global(sharp_linear, M, (w, h), offset).reshape(acc.shape)
-        oy, ox = offset
-        target = sharp_linear[oy : oy + h, ox : ox + w].copy()
+        # The target is the exposure centre. The source image shows the stamp instant, which is
+        # the centre only under the "middle" convention (every sampled scene); for any other
+        # stamp the target must be warped too, or it would sit half a streak off the blur.
+        centre = float(window.row_centre(0.0))
+        if abs(centre - scene.stamp) < 1e-9:
+            oy, ox = offset
+            target = sharp_linear[oy : oy + h, ox : ox + w].copy()
+        else:
+            R_c = scene.track.relative(scene.stamp, np.array([centre]))[0]
+            M_c = K @ R_c.T @ np.linalg.inv(K)
+            target = _warp_global(sharp_linear, M_c, (w, h), offset).reshape(acc.shape)
     else:
         maps = _row_maps(scene, np.append((np.arange(n) + 0.5) / n, 0.5))
         for i in range(n):

@@ -125,6 +125,9 @@ def test_global_shutter_target_is_the_exposure_centre_for_any_stamp_convention(c
     assert column_of_max(target_m) == pytest.approx(column_of_max(blur_m), abs=0.1)
     # ... and the stamp instant is 4 px away from it (the old target was the stamp's view)
     assert abs(column_of_max(target_o) - centre) == pytest.approx(F * math.tan(0.02), abs=0.1)
+    pair = render_pair(other, sharp, np.random.default_rng(0), _clean(), (0, 0))  # the sRGB pair too
+    assert column_of_max(pair.sharp) == pytest.approx(column_of_max(pair.blurred), abs=0.1)
+    assert abs(column_of_max(pair.sharp) - centre) > 3.0
 
 
 def test_motion_in_second_half_streaks_towards_pro_only() -> None:

@@ -208,6 +208,17 @@ class Scene:
     def rolling_shutter(self) -> bool:
         return self.timing.readout_time > 0
 
+    @property
+    def target_is_source(self) -> bool:
+        """True when the target (every row's exposure centre) is the source image itself: a
+        global shutter stamped at its exposure centre (every sampled scene). Otherwise the
+        target is rendered like the blur; a hand-made "start"/"end" stamp would else put it half
+        a streak off the blur."""
+        if self.rolling_shutter:
+            return False
+        centre = float(exposure_window(self.stamp, self.timing, self.camera.height).row_centre(0.0))
+        return abs(centre - self.stamp) < 1e-9
+
 
 @dataclass
 class BlurPair:
@@ -435,15 +446,11 @@ def render_blur(
         Ms = K @ np.swapaxes(R, -1, -2) @ np.linalg.inv(K)
         for M in Ms:
             acc += _warp_global(sharp_linear, M, (w, h), offset).reshape(acc.shape)
-        # The target is the exposure centre. The source image shows the stamp instant, which is
-        # the centre only under the "middle" convention (every sampled scene); for any other
-        # stamp the target must be warped too, or it would sit half a streak off the blur.
-        centre = float(window.row_centre(0.0))
-        if abs(centre - scene.stamp) < 1e-9:
+        if scene.target_is_source:
             oy, ox = offset
             target = sharp_linear[oy : oy + h, ox : ox + w].copy()
         else:
-            R_c = scene.track.relative(scene.stamp, np.array([centre]))[0]
+            R_c = scene.track.relative(scene.stamp, np.array([float(window.row_centre(0.0))]))[0]
             M_c = K @ R_c.T @ np.linalg.inv(K)
             target = _warp_global(sharp_linear, M_c, (w, h), offset).reshape(acc.shape)
     else:
@@ -586,7 +593,7 @@ def render_pair(
         sensor_in = blurred_lin
         sharp = (
             sharp_source[oy : oy + h, ox : ox + w].astype(np.float32)
-            if not scene.rolling_shutter
+            if scene.target_is_source
             else linear_to_srgb(target_lin)
         )
     elif cfg.mode == "mono":

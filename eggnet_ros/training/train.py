@@ -69,7 +69,7 @@ class TrainConfig:
     #: "auto" = bf16 autocast on CUDA, fp32 on CPU.
     amp: str = "auto"
     deform_backend: str = "auto"
-    #: Start of the gyro branches of a fresh network: "motion" (taps on the blur path) or "small";
+    #: Start of the gyro branches of a fresh network: "small", "motion" or "motion_grid" (OFFSET_INITS);
     #: None = EggNetConfig's default, so the default lives in one place.
     offset_init: str | None = None
     #: Resume from out_dir/checkpoint.safetensors when present.

@@ -44,6 +44,8 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
             "--sweeps",
             "--sweep-n",
             "1",
+            "--direction-n",
+            "1",
             "--out",
             str(out),
         ]
@@ -75,6 +77,14 @@ def test_eval_cli_prints_paper_tables(tmp_path, capsys):
     assert sorted(k.split(" (")[0] for k in ablation) == ["BaseGTM", "EggNet"]
     assert all(len(v) == 3 and np.isfinite(v).all() for v in ablation.values())
     assert "MGV ablation at test time" in text
+    # Blur-direction probe: every model, gains and MGV worth per direction; the no-gyro net's
+    # output cannot depend on MGVs, so its "MGVs worth" is exactly zero.
+    assert "Blur direction" in text
+    direction = payload["direction"]
+    assert sorted(k.split(" (")[0] for k in direction) == ["BaseDeform", "BaseGTM", "EggNet"]
+    assert all(len(v) == 4 and np.isfinite(v).all() for v in direction.values())
+    base_deform = next(v for k, v in direction.items() if k.startswith("BaseDeform"))
+    assert base_deform[2] == 0.0 and base_deform[3] == 0.0
     # A network that did not learn anything leaves the input almost unchanged.
     main = {row["name"]: row for row in payload["main"]}
     assert np.isfinite([row["psnr"] for row in main.values()]).all()

@@ -5,7 +5,8 @@ blurred input, the classical gyro-driven Richardson-Lucy baseline, and every mod
 (BaseDeform, BaseI&G, BaseGTM, EggNet, ...), in the controlled case (perfect gyro) and, like the
 paper's Table 2, the raw case (the same images, each with its own imperfect gyro: lower rate,
 noise, bias, delay, misalignment, MGV noise), then the robustness sweeps of Fig. 11 (MGV noise
-sigma in {0, 0.125, 0.25, 1} px and gyro delay in {0..5} x exposure/10) as tables and a PNG.
+sigma in {0, 0.125, 0.25, 1} px and gyro delay in {0..5} x exposure/10) as tables and a PNG, the
+test-time MGV ablation and a blur-direction probe (horizontal vs vertical pans).
 The same functions back the metrics written into model cards by `eggnet-train`.
 """
 
@@ -409,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the raw case (the same pairs, each with its own imperfect gyro)")
     parser.add_argument("--sweeps", action="store_true", help="also run the Fig. 11 noise/delay sweeps")
     parser.add_argument("--sweep-n", type=int, default=None, help="pairs per sweep point (default --n)")
+    parser.add_argument("--direction-n", type=int, default=6,
+                        help="constant-rate pans per direction in the --sweeps blur-direction probe "
+                             "(min(256, --size) px square)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="results/eval", help="folder for eval.md, eval.json, sweeps.png")
     parser.add_argument("--no-cache", action="store_true",
@@ -448,6 +452,13 @@ def _run(args: argparse.Namespace) -> int:
             ablation = mgv_ablation(sweep_pairs, gyro_models, args.device)
             report.append(format_ablation(ablation, sweep_n))
             payload["mgv_ablation"] = {"columns": list(ABLATIONS), **ablation}
+        if models:
+            from eggnet_ros.training.direction_probe import direction_probe, format_direction, pan_pairs
+
+            pans = pan_pairs(n=args.direction_n, size=min(256, args.size))
+            direction = direction_probe(pans, models, args.device)
+            report.append(format_direction(direction, args.direction_n, 16.0))
+            payload["direction"] = direction
         out = Path(args.out)
         if plot_sweeps(noise, delay, out / "sweeps.png"):
             report.append(f"Plot: {out / 'sweeps.png'}")

@@ -33,7 +33,7 @@ TINY = [
 def _run(out: Path, extra: list[str]) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "eggnet_ros.training.train", "--config", str(GPU_CONFIG)]
     for item in [*TINY, f"out_dir={out}", f"export={out / 'eggnet_full.safetensors'}", *extra]:
-        args += ["--set", item]
+        args += [item] if item.startswith("--") else ["--set", item]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
@@ -73,3 +73,24 @@ def test_training_resumes_from_checkpoint(tmp_path):
     assert "resumed" in second.stderr
     summary = json.loads(second.stdout[second.stdout.index("{") :])
     assert summary["iterations"] == 6 and summary["samples_seen"] == 12
+
+
+@pytest.mark.slow
+def test_export_checkpoint_evaluates_and_exports_a_mid_schedule_run(tmp_path):
+    """`--export-checkpoint`: the current checkpoint -> weights + card, the run left resumable."""
+    out = tmp_path / "run"
+    stopped = _run(
+        out, ["iterations=10", "max_steps_this_run=3", "eval_pairs=0", f"export={out / 'x.safetensors'}"]
+    )
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert not (out / "eggnet_full.safetensors").exists()
+    ckpt = (out / "checkpoint.safetensors").read_bytes()
+    exported = _run(out, ["iterations=10", "--export-checkpoint"])
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    card = json.loads((out / "eggnet_full.json").read_text())
+    training = card["extra"]["training"]
+    assert training["iterations"] == 3 and training["schedule_iterations"] == 10
+    assert "psnr" in card["metrics"] and "gain_db" in card["metrics"]
+    assert (out / "checkpoint.safetensors").read_bytes() == ckpt  # only read
+    net, _ = load_model(out / "eggnet_full.safetensors")
+    assert net.config.width == 4

@@ -503,6 +503,7 @@ def finish(
     )
     summary = {
         "iterations": state.iteration,
+        "schedule_iterations": config.iterations,
         "samples_seen": state.samples_seen,
         "wall_time_s": round(state.elapsed_s, 1),
         "samples_per_s": round(float(state.extra.get("samples_per_s", 0.0)), 2),
@@ -527,6 +528,22 @@ def finish(
     return summary
 
 
+def export_checkpoint(config: TrainConfig) -> dict[str, Any]:
+    """Evaluate and export the run's current checkpoint without training (``--export-checkpoint``).
+
+    Why: a schedule takes hours on a CPU and is resumed across sessions; a mid-schedule model can
+    be worth shipping (or comparing) before it ends. The card says how far the run was, and a
+    later resume of the same run is unaffected (the checkpoint is only read).
+    """
+    ckpt_path = Path(config.out_dir) / "checkpoint.safetensors"
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"no checkpoint to export: {ckpt_path}")
+    model, model_config = build_model(config)
+    state, _ = load_checkpoint(ckpt_path, model)
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    return finish(config, model.to(device), model_config, state, device)
+
+
 def _corrupt_share(config: TrainConfig) -> float:
     from eggnet_ros.data import SynthConfig
 
@@ -547,13 +564,18 @@ def main(argv: list[str] | None = None) -> int:
         help="override one TrainConfig field (repeatable)",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--export-checkpoint",
+        action="store_true",
+        help="evaluate and export out_dir/checkpoint.safetensors now, without training (mid-schedule models)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config, args.overrides)
     if args.print_config:
         print(json.dumps(dataclasses.asdict(config), indent=2))
         return 0
-    summary = train(config)
+    summary = export_checkpoint(config) if args.export_checkpoint else train(config)
     if summary:
         print(json.dumps({k: v for k, v in summary.items() if k != "train_config"}, indent=2))
     return 0

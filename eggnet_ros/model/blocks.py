@@ -101,12 +101,13 @@ MOTION_INITS: tuple[str, ...] = ("motion", "motion_grid")
 def init_mgo_conv_along_path(conv: nn.Conv2d, mgv_scale: float, std: float, keep_grid: bool = False) -> None:
     """Make a fresh GTM place its 9 taps *on the blur path* given by the MGVs.
 
-    ``keep_grid=False`` ("motion"): tap k lands at ``p + disp_k``, the 9 path points. Without
-    blur all taps coincide, so the module is a 1×1 conv there and cannot denoise: measured, a
-    lite EggNet started this way removed hardly any sensor noise (SSIM 0.71 vs 0.77) and on a
-    noisy 3 px blur gained 0.2 dB where the near-plain start gained 4.7 dB. ``keep_grid=True``
-    ("motion_grid"): tap k lands at ``p + grid_k + disp_k``, the regular 3×3 neighbourhood
-    shifted along the path; without blur it is an ordinary 3×3 conv, with blur it spans it.
+    ``keep_grid=False`` ("motion"): tap k lands at ``p + disp_k``, the 9 path points (without
+    blur they coincide: a 1×1 conv there). ``keep_grid=True`` ("motion_grid"): tap k lands at
+    ``p + grid_k + disp_k``, the regular 3×3 neighbourhood shifted along the path (an ordinary
+    3×3 conv without blur). "motion_grid" was meant to let path-initialised models denoise like
+    the near-plain start does (their SSIM is lower: 0.70 vs 0.76 at 2,700 iterations), but it
+    scored the same as "motion" (26.32 / 0.698 vs 26.34 / 0.698): the taps' geometry is not the
+    cause (docs/experiments.md).
 
     Why: with DCN's near-zero offset init the network must discover from scratch that the MGV
     channels say where the blur came from; at CPU budgets (a few thousand iterations) it barely

@@ -16,7 +16,6 @@ the same content and noise level; a direction-neutral model scores them alike.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +27,8 @@ DIRECTIONS: dict[str, tuple[float, float, float]] = {
     "horizontal": (0.0, 1.0, 0.0),
     "vertical": (1.0, 0.0, 0.0),
 }
+#: Streak length of the probe's pans (px), within the training range (median 5-25 px).
+PROBE_BLUR_PX = 16.0
 #: Probe columns per model: gain over the input and MGVs worth (true - zero MGVs), per direction.
 COLUMNS: tuple[str, ...] = (
     "horizontal gain",
@@ -40,7 +41,7 @@ COLUMNS: tuple[str, ...] = (
 def pan_pairs(
     n: int = 6,
     size: int = 256,
-    blur_px: float = 16.0,
+    blur_px: float = PROBE_BLUR_PX,
     exposure: float = 0.02,
     fov_deg: float = 60.0,
     seed: int = 20261126,
@@ -82,12 +83,10 @@ def pan_pairs(
 
 def direction_probe(pairs: dict[str, Sequence[Any]], models: Sequence[Any], device) -> dict[str, list[float]]:
     """Per model (a ``LoadedModel``): mean PSNR gain per direction and what its MGVs are worth."""
-    from eggnet_ros.training.evaluate import model_restorer, score
+    from eggnet_ros.training.evaluate import model_restorer, score, without_mgv
 
     blurred = {name: score(ps, None)[0] for name, ps in pairs.items()}
-    zero = {
-        name: [dataclasses.replace(p, mgv=np.zeros_like(p.mgv)) for p in ps] for name, ps in pairs.items()
-    }
+    zero = {name: without_mgv(ps) for name, ps in pairs.items()}
     results: dict[str, list[float]] = {}
     for m in models:
         restore = model_restorer(m.net, device)
@@ -102,7 +101,7 @@ def direction_probe(pairs: dict[str, Sequence[Any]], models: Sequence[Any], devi
     return results
 
 
-def format_direction(results: dict[str, list[float]], n: int, blur_px: float) -> str:
+def format_direction(results: dict[str, list[float]], n: int, blur_px: float = PROBE_BLUR_PX) -> str:
     lines = [
         f"### Blur direction: {n} constant-rate pans per direction, {blur_px:g} px streak (dB)",
         "",

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -303,6 +303,11 @@ def sweep(
 ABLATIONS: tuple[str, ...] = ("true MGVs", "zero MGVs", "another pair's MGVs")
 
 
+def without_mgv(pairs) -> list[Any]:
+    """The pairs with all-zero MGVs ("no motion"): what a model does without its gyro."""
+    return [replace(p, mgv=np.zeros_like(p.mgv)) for p in pairs]
+
+
 def mgv_ablation(pairs, models: Sequence[LoadedModel], device) -> dict[str, list[float]]:
     """PSNR of each gyro model fed the true, zero and wrong (another pair's) MGVs.
 
@@ -311,10 +316,8 @@ def mgv_ablation(pairs, models: Sequence[LoadedModel], device) -> dict[str, list
     field of pair i+1; with a single pair that is its own), so they also show what a badly
     synchronised gyro costs at worst.
     """
-    import dataclasses
-
-    zero = [dataclasses.replace(p, mgv=np.zeros_like(p.mgv)) for p in pairs]
-    other = [dataclasses.replace(p, mgv=pairs[(i + 1) % len(pairs)].mgv) for i, p in enumerate(pairs)]
+    zero = without_mgv(pairs)
+    other = [replace(p, mgv=pairs[(i + 1) % len(pairs)].mgv) for i, p in enumerate(pairs)]
     results: dict[str, list[float]] = {}
     for m in models:
         restore = model_restorer(m.net, device)
@@ -457,7 +460,7 @@ def _run(args: argparse.Namespace) -> int:
 
             pans = pan_pairs(n=args.direction_n, size=min(256, args.size))
             direction = direction_probe(pans, models, args.device)
-            report.append(format_direction(direction, args.direction_n, 16.0))
+            report.append(format_direction(direction, args.direction_n))
             payload["direction"] = direction
         out = Path(args.out)
         if plot_sweeps(noise, delay, out / "sweeps.png"):

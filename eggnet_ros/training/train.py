@@ -540,7 +540,7 @@ def export_checkpoint(config: TrainConfig) -> dict[str, Any]:
         raise FileNotFoundError(f"no checkpoint to export: {ckpt_path}")
     model, model_config = build_model(config)
     state, _ = load_checkpoint(ckpt_path, model)
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    device = pick_device(DistInfo())
     return finish(config, model.to(device), model_config, state, device)
 
 

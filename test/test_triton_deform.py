@@ -302,6 +302,39 @@ def test_probe_inside_autocast_still_validates_in_fp32():
         assert td.validate_against_pytorch(DEVICE) <= td.PROBE_TOLERANCE[torch.float32]
 
 
+
+def test_ieee_fp32_matmul_switches_tf32_off_and_restores_it():
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with pytest.raises(KeyError), td.ieee_fp32_matmul():
+            assert not torch.backends.cuda.matmul.allow_tf32
+            assert not torch.backends.cudnn.allow_tf32
+            raise KeyError("restored on errors too")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_probe_compares_exact_fp32_when_the_caller_enabled_tf32(monkeypatch):
+    """On the H100, eggnet-train's TF32 switch made the 1e-4 probe fail and `auto` drop Triton."""
+    seen = []
+    real = td.deform_conv2d_triton
+
+    def recording(*args, **kwargs):
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(td, "deform_conv2d_triton", recording)
+    saved = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert td.validate_against_pytorch(DEVICE) <= td.PROBE_TOLERANCE[torch.float32]
+        assert seen == [False]
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bf16", "fp32"])
 def test_kernel_compiles_for_hopper_without_a_gpu(dtype):

@@ -3,6 +3,8 @@
 #   1. bench/gpu_train.py: training-step speed per deformable-conv backend, picks the fastest;
 #   2. eggnet-train of the full-width EggNet (config/train/eggnet_full_gpu.json) for a wall-clock
 #      budget, evaluated on the fixed test set and exported as fp16 safetensors + card into $OUT;
+#      it starts from models/eggnet_full.safetensors when that exists (init_from), so device
+#      sessions add up (a fresh Adam each time: the 67 MB checkpoint cannot come back);
 #   3. bench/gpu.py: inference latency of the paper model at 1024² per backend.
 # Every stage has its own `timeout`, so a hang in one cannot eat the others' device time, and
 # each writes into $OUT as it goes (a killed call still returns what was done).
@@ -24,7 +26,8 @@ stamp() { echo "== $(($(date +%s) - t0)) s: $*" | tee -a "$LOG"; }
 if [ "${SMOKE:-0}" = 1 ]; then
   STEP_ARGS=(--smoke)
   TRAIN_ARGS=(--set width=4 --set patch=32 --set batch_size=2 --set num_workers=1
-              --set iterations=3 --set eval_pairs=2 --set eval_size=64 --set checkpoint_every=2)
+              --set iterations=3 --set eval_pairs=2 --set eval_size=64 --set checkpoint_every=2
+              --set init_from=none)  # the shipped full model does not fit width 4
   INFER_ARGS=(--smoke)
   TRAIN_BUDGET_S=${1:-60}
 else

@@ -57,6 +57,9 @@ def time_steps(
     mgv = torch.randn(batch, 6, patch, patch, device=device) * 5.0
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    # TF32 as eggnet-train sets it; only while timing, so the backend checks compare exact fp32.
+    saved_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     def step() -> None:
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
@@ -69,11 +72,14 @@ def time_steps(
             torch.cuda.synchronize()
 
     times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        step()
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
+    try:
+        for i in range(warmup + steps):
+            t0 = time.perf_counter()
+            step()
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved_tf32
     ms = statistics.median(times)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
     return {"ms_per_step": ms, "samples_per_s": batch * 1e3 / ms, "peak_gib": peak, "status": "ok"}
@@ -86,15 +92,15 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"(median of {meta['steps']} after {meta['warmup']} warm-up)",
         "",
         "| network | backend | ms/step | samples/s | vs plain | peak GiB | status |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        "|---|---|---|---|---|---|---|",
     ]
     plain = next((r["ms_per_step"] for r in rows if r["variant"] == "plain" and r["status"] == "ok"), None)
     for r in rows:
         ok = r["status"] == "ok"
         ratio = f"{r['ms_per_step'] / plain:.2f}×" if ok and plain else "–"
         lines.append(
-            f"| {r['variant']} | {r['backend']} | {r['ms_per_step']:.1f} | {r['samples_per_s']:.1f} | {ratio} | "
-            f"{r['peak_gib']:.2f} | {r['status']} |" if ok else
+            f"| {r['variant']} | {r['backend']} | {r['ms_per_step']:.1f} | {r['samples_per_s']:.1f} | "
+            f"{ratio} | {r['peak_gib']:.2f} | {r['status']} |" if ok else
             f"| {r['variant']} | {r['backend']} | – | – | – | – | {r['status']} |"
         )
     lines.append("")
@@ -119,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         os.environ.setdefault("TRITON_INTERPRET", "1")
     import torch
-
     from gpu import _short, validate_backend
 
     if args.smoke:
@@ -131,8 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         device, width, batch, patch = "cuda", args.width, args.batch, args.patch
         warmup, steps = args.warmup, args.steps
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     bf16 = device == "cuda"
     rows: list[dict[str, Any]] = []
     for variant, backend in [("plain", "pytorch"), *(("eggnet", b) for b in BACKENDS)]:

@@ -53,8 +53,9 @@ class ProcessorConfig:
     """Settings of the ROS-free processing core (frame + IMU + camera -> deblurred frame)."""
 
     motion: MotionConfig = field(default_factory=MotionConfig)
-    #: Path to a .safetensors file (its JSON card beside it) or a shipped model name.
-    model: str = "eggnet_lite"
+    #: Path to a .safetensors file (its JSON card beside it) or a shipped model name; "auto" =
+    #: eggnet_full on CUDA (eggnet_lite if not installed), eggnet_lite on CPU.
+    model: str = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: "auto" = bf16 autocast on CUDA, fp32 on CPU.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

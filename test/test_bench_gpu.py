@@ -145,3 +145,50 @@ def test_layer_table_compares_backends_with_plain_conv(smoke):
         assert "triton" in impls
     assert all(r["× conv"] for r in rows if r["status"] == "ok")
     assert len(data["layers"]) == len(rows)
+
+
+TRAIN_SCRIPT = ROOT / "bench" / "gpu_train.py"
+SESSION_SCRIPT = ROOT / "bench" / "full_gpu_session.sh"
+
+
+def test_training_step_bench_times_each_backend_and_picks_the_fastest(tmp_path):
+    """bench/gpu_train.py --smoke: the rows, the table and the pick the device session relies on."""
+    pick, js = tmp_path / "pick.txt", tmp_path / "train_step.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2", TRITON_INTERPRET="1")
+    res = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), "--smoke", "--pick", str(pick), "--json", str(js)],
+        env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr[-4000:]
+    rows = json.loads(js.read_text())["rows"]
+    status = {(r["variant"], r["backend"]): r["status"] for r in rows}
+    assert set(status) == {("plain", "–"), *(("eggnet", b) for b in ("pytorch", "torchvision", "triton"))}
+    assert status[("plain", "–")] == status[("eggnet", "pytorch")] == "ok"
+    if HAS_TRITON:
+        assert status[("eggnet", "triton")] == "ok"
+    timed = [r for r in rows if r["variant"] == "eggnet" and r["status"] == "ok"]
+    fastest = min(timed, key=lambda r: r["ms_per_step"])["backend"]
+    assert pick.read_text().strip() == fastest
+    assert f"picked for training: **{fastest}**" in res.stdout
+    table = _table_rows(res.stdout)
+    assert len(table) == len(rows) and all(float(r["ms/step"]) > 0 for r in table if r["status"] == "ok")
+
+
+def test_device_session_script_runs_all_three_stages_on_cpu(tmp_path):
+    """SMOKE=1 bench/full_gpu_session.sh: the device command at toy size, so it cannot fail on a typo."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, SMOKE="1", OUT=str(out), RUN_DIR=str(tmp_path / "run"), PYTHON=sys.executable,
+               OMP_NUM_THREADS="2", TRITON_INTERPRET="1")
+    res = subprocess.run(["bash", str(SESSION_SCRIPT)], env=env, capture_output=True, text=True, timeout=600)
+    log = (out / "logs.txt").read_text()
+    assert res.returncode == 0, log[-4000:]
+    assert "training exit status 0" in log, log[-4000:]
+    for stage in ("1/3 training-step bench", "2/3 training", "3/3 inference bench", "done"):
+        assert stage in log
+    assert {"eggnet_full.safetensors", "eggnet_full.json", "loss.csv", "train_step.md", "gpu_bench.md",
+            "gpu_bench.json", "logs.txt"} <= {p.name for p in out.iterdir()}
+    card = json.loads((out / "eggnet_full.json").read_text())
+    assert card["metrics"]["test_set"]["n"] == 2 and "psnr" in card["metrics"]
+    assert card["config"]["offset_init"] == "motion"  # the GPU config's start (docs/experiments.md)
+    assert len(list(out.iterdir())) <= 8  # the device returns at most 8 files

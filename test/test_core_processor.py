@@ -170,6 +170,34 @@ def test_loads_saved_weights_and_matches_the_network(tmp_path) -> None:
     assert resolve_model_path(str(tmp_path / "tiny")) == path
 
 
+
+def test_auto_model_is_the_full_model_on_cuda_and_the_lite_one_on_cpu(tmp_path, monkeypatch) -> None:
+    """Only names in $EGGNET_MODELS_DIR (searched first) decide here, so the shipped models/ do not."""
+    from eggnet_ros.core import auto_model_name
+
+    for name in ("eggnet_full", "eggnet_lite"):
+        (tmp_path / f"{name}.safetensors").write_bytes(b"")
+    monkeypatch.setenv("EGGNET_MODELS_DIR", str(tmp_path))
+    assert auto_model_name("cuda") == "eggnet_full"
+    assert auto_model_name("cpu") == "eggnet_lite"
+    assert auto_model_name("mps") == "eggnet_lite"  # unknown device types get the CPU choice
+
+
+def test_auto_model_falls_back_to_lite_on_cuda_and_names_what_was_searched(tmp_path, monkeypatch) -> None:
+    from eggnet_ros.core import auto_model_name, model_paths
+
+    monkeypatch.setattr(model_paths, "AUTO_MODELS", {"cuda": ("no_full_here", "eggnet_lite"), "cpu": ("x",)})
+    assert auto_model_name("cuda") == "eggnet_lite"
+    with pytest.raises(ModelNotFoundError, match="model 'auto' on cpu: none of x"):
+        auto_model_name("cpu")
+
+
+def test_processor_resolves_auto_and_reports_the_model_it_loaded() -> None:
+    p = DeblurProcessor(ProcessorConfig(motion=MotionConfig(timing=TIMING), device="cpu"))
+    assert p.config.model == "auto" and p.model_name == "eggnet_lite"
+    assert "model=eggnet_lite " in p.describe()
+    assert p.model_card is not None and p.model_card.config.width == 16
+
 def test_missing_and_corrupt_models_fail_at_construction(tmp_path) -> None:
     with pytest.raises(ModelNotFoundError, match="searched"):
         DeblurProcessor(ProcessorConfig(device="cpu", model=str(tmp_path / "nope")))

@@ -188,7 +188,7 @@ def evaluate_bag(bag: str | Path, processor: Any, topics: EvalTopics | None = No
     result.settings = {"timing": dataclasses.asdict(timing), "topics": dataclasses.asdict(topics),
                        "rotation_cam_imu": list(processor.config.motion.rotation_cam_imu),
                        "fallback": processor.config.fallback, "min_blur_px": processor.config.min_blur_px,
-                       "model": processor.config.model}
+                       "model": processor.model_name}
 
     with BagReader(bag) as frames_reader, BagReader(bag) as copy_reader:
         image_info = frames_reader.require(topics.image, IMAGE_TYPES, "image")

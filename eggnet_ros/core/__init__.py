@@ -14,7 +14,13 @@ from eggnet_ros.core.encodings import (
 )
 from eggnet_ros.core.frame_queue import FrameQueue, PendingFrame, PushOutcome, PushResult
 from eggnet_ros.core.imu_buffer import AddResult, ImuBuffer, ImuCounters
-from eggnet_ros.core.model_paths import ModelNotFoundError, model_dirs, resolve_model_path
+from eggnet_ros.core.model_paths import (
+    AUTO_MODEL,
+    ModelNotFoundError,
+    auto_model_name,
+    model_dirs,
+    resolve_model_path,
+)
 from eggnet_ros.core.processor import (
     CudaUnavailableError,
     DeblurProcessor,
@@ -26,6 +32,7 @@ from eggnet_ros.core.stats import NodeStats
 from eggnet_ros.core.validation import rotation_problem
 
 __all__ = [
+    "AUTO_MODEL",
     "SUPPORTED_ENCODINGS",
     "AddResult",
     "Conversion",
@@ -42,6 +49,7 @@ __all__ = [
     "PushResult",
     "UnsupportedConversionError",
     "UnsupportedEncodingError",
+    "auto_model_name",
     "encoding_info",
     "model_dirs",
     "plan_conversion",

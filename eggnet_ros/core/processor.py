@@ -40,7 +40,7 @@ from eggnet_ros.core.encodings import (
     plan_conversion,
 )
 from eggnet_ros.core.mgv_upsample import mgv_tensor
-from eggnet_ros.core.model_paths import resolve_model_path
+from eggnet_ros.core.model_paths import AUTO_MODEL, auto_model_name, resolve_model_path
 from eggnet_ros.motion import (
     CameraModel,
     ImuSamples,
@@ -149,8 +149,12 @@ class DeblurProcessor:
         self.device = select_device(self.config.device, self.config.require_cuda)
         self.autocast_dtype = select_dtype(self.config.precision, self.device)
         self.model_card = None
+        #: What ``config.model`` resolved to ("auto" becomes a shipped name for this device).
+        self.model_name = self.config.model
         if model is None:
-            model = self._load(self.config.model)
+            if self.model_name == AUTO_MODEL:
+                self.model_name = auto_model_name(self.device.type)
+            model = self._load(self.model_name)
         elif isinstance(model, torch.nn.Module):
             model = model.to(self.device).eval()
         self.model: ModelFn = model
@@ -183,7 +187,7 @@ class DeblurProcessor:
         """One line for the start-up log."""
         prec = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
         cfg = self.config
-        return (f"model={cfg.model} input_mode={self.input_mode} device={self.device} precision={prec} "
+        return (f"model={self.model_name} input_mode={self.input_mode} device={self.device} precision={prec} "
                 f"min_blur_px={cfg.min_blur_px} fallback={cfg.fallback}")
 
     def update(self, **changes: object) -> None:

@@ -109,8 +109,9 @@ class ParamSpec:
 P, M, T = ("processor",), ("processor", "motion"), ("processor", "motion", "timing")
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("model", (*P, "model"), "Model weights: a .safetensors path (JSON card beside it) or a shipped "
-              "model name looked up in the package's models/ directory.", read_only=True),
+    ParamSpec("model", (*P, "model"), "Model weights: a .safetensors path (JSON card beside it), a shipped "
+              "model name looked up in the package's models/ directory, or auto = eggnet_full on CUDA, "
+              "eggnet_lite on CPU.", read_only=True),
     ParamSpec("device", (*P, "device"), "Inference device; auto = CUDA when available, else CPU.",
               choices=("auto", "cpu", "cuda"), read_only=True),
     ParamSpec("precision", (*P, "precision"), "Inference precision; auto = bf16 autocast on CUDA, fp32 on "

@@ -202,3 +202,14 @@ def test_wrapped_model_saves_unwrapped_names(tmp_path: Path) -> None:
     assert isinstance(model, EggNet)
     with pytest.raises(TypeError, match="expects an EggNet"):
         save_weights(torch.nn.Linear(2, 2), tmp_path / "lin.safetensors", {})
+
+
+def test_card_records_auto_backend_whatever_the_training_machine_used(tmp_path: Path) -> None:
+    """A GPU run trains with backend 'pytorch'; a CPU or another GPU must not inherit that choice."""
+    net = EggNet(EggNetConfig.lite(width=4, deform_backend="pytorch"))
+    save_weights(net, tmp_path / "m.safetensors", {})
+    card = read_card(tmp_path / "m.safetensors")
+    assert card.config.deform_backend == "auto"
+    assert net.config.deform_backend == "pytorch"  # the live model keeps its own setting
+    model, _ = load_model(tmp_path / "m.safetensors", backend="pytorch")
+    assert model.config.deform_backend == "pytorch"

@@ -142,7 +142,8 @@ def save_weights(
     _atomic_write(path, blob)
     extra = dict(card_extra or {})
     card = ModelCard(
-        config=replace(model.config), input_mode=model.config.input_mode,
+        # The backend is a property of the machine, not of the weights (load_model picks it).
+        config=replace(model.config, deform_backend="auto"), input_mode=model.config.input_mode,
         sha256=hashlib.sha256(blob).hexdigest(), param_count=model.num_parameters(),
         dtype="float16" if half else "float32", weights_file=path.name,
         training_data=extra.pop("training_data", None), metrics=dict(extra.pop("metrics", {}) or {}),

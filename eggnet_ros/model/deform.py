@@ -350,8 +350,11 @@ def _probe_torchvision(device_type: str) -> bool:
     return bool(torch.isfinite(out).all()) and float(out[0, 0, 1, 1]) == 9.0
 
 
-register_backend("pytorch", deform_conv2d_pytorch, _probe_pytorch, {"cpu": 10, "cuda": 0, "mps": 10})
-# On CPU torchvision's kernel is a single-threaded-per-image loop; the pure path is preferred there.
+# CUDA ranking measured on an H100 (docs/gpu.md, paper EggNet 1024²): triton 19.1 ms/frame in
+# bf16 (priority 20) < pytorch 32.4 ms (15) < torchvision 40.9 ms (10, fp32-only and more memory;
+# also 1.7x slower per training step). On CPU torchvision's kernel is a single-threaded-per-image
+# loop, so the pure path is preferred there too.
+register_backend("pytorch", deform_conv2d_pytorch, _probe_pytorch, {"cpu": 10, "cuda": 15, "mps": 10})
 register_backend("torchvision", _torchvision_fn, _probe_torchvision, {"cuda": 10})
 
 

@@ -10,6 +10,8 @@
 # each writes into $OUT as it goes (a killed call still returns what was done).
 #
 # Device:  OUT=... bash bench/full_gpu_session.sh [TRAIN_BUDGET_S]      (needs CUDA)
+#          CONFIG=config/train/base_deform_full_gpu.json ... trains another configuration
+#          (exported as $OUT/<its name>.safetensors)
 # CPU:     SMOKE=1 OUT=/tmp/x bash bench/full_gpu_session.sh             (toy sizes, ~1 min;
 #          test/test_bench_gpu.py runs it so the device command cannot fail on a typo)
 set -u
@@ -19,7 +21,9 @@ PY=${PYTHON:-python3}  # the device image's python3 holds torch; CPU: PYTHON=.ve
 OUT=${OUT:?set OUT to the folder that comes back}
 TRAIN_BUDGET_S=${1:-280}
 LOG=$OUT/logs.txt
-RUN_DIR=${RUN_DIR:-/tmp/run_eggnet_full}
+CONFIG=${CONFIG:-config/train/eggnet_full_gpu.json}
+NAME=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['name'])" "$CONFIG") || exit 2
+RUN_DIR=${RUN_DIR:-/tmp/run_$NAME}
 t0=$(date +%s)
 stamp() { echo "== $(($(date +%s) - t0)) s: $*" | tee -a "$LOG"; }
 
@@ -45,11 +49,11 @@ timeout 100 "$PY" bench/gpu_train.py "${STEP_ARGS[@]}" --pick "$RUN_DIR.backend"
   --out "$OUT/train_step.md" >> "$LOG" 2>&1
 BACKEND=$(cat "$RUN_DIR.backend" 2>/dev/null || echo pytorch)
 
-stamp "2/3 training ($TRAIN_BUDGET_S s, deform backend $BACKEND)"
+stamp "2/3 training $NAME ($TRAIN_BUDGET_S s, deform backend $BACKEND)"
 timeout $((TRAIN_BUDGET_S + 120)) "$PY" -m eggnet_ros.training.train \
-  --config config/train/eggnet_full_gpu.json --set budget_s="$TRAIN_BUDGET_S" \
+  --config "$CONFIG" --set budget_s="$TRAIN_BUDGET_S" \
   --set deform_backend="$BACKEND" --set out_dir="$RUN_DIR" \
-  --set export="$OUT/eggnet_full.safetensors" "${TRAIN_ARGS[@]}" >> "$LOG" 2>&1
+  --set export="$OUT/$NAME.safetensors" "${TRAIN_ARGS[@]}" >> "$LOG" 2>&1
 echo "training exit status $?" >> "$LOG"
 cp "$RUN_DIR/loss.csv" "$OUT/loss.csv" 2>/dev/null
 

@@ -94,3 +94,20 @@ def test_export_checkpoint_evaluates_and_exports_a_mid_schedule_run(tmp_path):
     assert (out / "checkpoint.safetensors").read_bytes() == ckpt  # only read
     net, _ = load_model(out / "eggnet_full.safetensors")
     assert net.config.width == 4
+
+
+TRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "config" / "train").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_training_config_loads_and_builds_its_network(path: Path) -> None:
+    """A typo in a config would otherwise surface minutes into a device session."""
+    from eggnet_ros.training.train import build_model, load_config
+
+    config = load_config(str(path), [])
+    model, model_config = build_model(config)
+    assert model_config.variant == config.variant and model.config.width == config.width
+    if config.export:  # cards and files are found by name
+        assert Path(config.export).stem == config.name
+    if config.width == 64:  # the GPU configs continue from the shipped weights of their own name
+        assert config.init_from == f"models/{config.name}.safetensors"

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         except DdsUnavailableError as exc:
             print(f"demo: DDS path unavailable ({exc}); processing offline instead")
     if mode == "dds":
-        result = evaluate_bag(bag, SimpleNamespace(config=cfg), recorded=recorded, progress=False)
+        result = evaluate_bag(bag, SimpleNamespace(config=cfg, model_name=cfg.model), recorded=recorded,
+                              progress=False)
         result.notes.append(f"live node over DDS (domain {live['domain']}); output recorded in {recorded}")
         counts = {k: v for k, v in live["node"].items() if isinstance(v, int) and v}
         result.notes.append(f"node counters: {counts}")

@@ -27,6 +27,7 @@ TINY = [
     "eval_size=64",
     "log_every=5",
     "checkpoint_every=10",
+    "init_from=none",  # the config continues from the shipped width-64 model; the rehearsal is width 4
 ]
 
 
@@ -111,3 +112,19 @@ def test_every_shipped_training_config_loads_and_builds_its_network(path: Path) 
         assert Path(config.export).stem == config.name
     if config.width == 64:  # the GPU configs continue from the shipped weights of their own name
         assert config.init_from == f"models/{config.name}.safetensors"
+
+
+
+def test_init_from_weights_of_another_shape_is_a_clear_error(tmp_path):
+    import torch
+
+    from eggnet_ros.model import EggNet, EggNetConfig, save_weights
+    from eggnet_ros.training.train import load_config, train
+
+    released = tmp_path / "released.safetensors"
+    torch.manual_seed(0)
+    save_weights(EggNet(EggNetConfig.lite(width=4)), released, {})
+    config = load_config(str(GPU_CONFIG), [*TINY, f"out_dir={tmp_path / 'run'}", f"init_from={released}",
+                                           "width=8"])
+    with pytest.raises(ValueError, match=r"does not fit this configuration \(width 4 there, 8 here\)"):
+        train(config)

@@ -352,6 +352,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         from eggnet_ros.model import load_model
 
         released, _card = load_model(config.init_from, device="cpu")
+        _check_fits(config.init_from, released.config, model_config)
         model.load_state_dict(released.state_dict())
         LOGGER.info("initialised from %s", config.init_from)
     if info.world > 1:
@@ -473,6 +474,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if info.world > 1:
         dist.destroy_process_group()
     return summary
+
+
+def _check_fits(path: str, released: Any, wanted: Any) -> None:
+    """A clear error instead of a page of load_state_dict size mismatches (e.g. a tiny rehearsal
+    of the GPU config meeting the shipped width-64 weights that config continues from)."""
+    keys = ("variant", "width", "in_channels", "input_mode")
+    diff = [f"{k} {getattr(released, k)!r} there, {getattr(wanted, k)!r} here"
+            for k in keys if getattr(released, k) != getattr(wanted, k)]
+    if diff:
+        raise ValueError(f"init_from {path} does not fit this configuration ({'; '.join(diff)}); "
+                         "use matching settings or --set init_from=none to start fresh")
 
 
 def _agree_across_ranks(

@@ -11,7 +11,7 @@
 #
 # Device:  OUT=... bash bench/full_gpu_session.sh [TRAIN_BUDGET_S]      (needs CUDA)
 #          CONFIG=config/train/base_deform_full_gpu.json ... trains another configuration
-#          (exported as $OUT/<its name>.safetensors)
+#          (exported as $OUT/<its name>.safetensors); SKIP_BENCH=1 runs stage 2 alone
 # CPU:     SMOKE=1 OUT=/tmp/x bash bench/full_gpu_session.sh             (toy sizes, ~1 min;
 #          test/test_bench_gpu.py runs it so the device command cannot fail on a typo)
 set -u
@@ -44,9 +44,13 @@ stamp "start"
 { nvidia-smi || true; "$PY" -c "import sys, torch, torchvision, triton; print(sys.version.split()[0], \
 torch.__version__, torchvision.__version__, triton.__version__)" || true; } >> "$LOG" 2>&1
 
-stamp "1/3 training-step bench"
-timeout 100 "$PY" bench/gpu_train.py "${STEP_ARGS[@]}" --pick "$RUN_DIR.backend" \
-  --out "$OUT/train_step.md" >> "$LOG" 2>&1
+if [ "${SKIP_BENCH:-0}" = 1 ]; then  # training only: pytorch was the fastest (docs/gpu.md)
+  stamp "1/3 skipped (SKIP_BENCH=1)"
+else
+  stamp "1/3 training-step bench"
+  timeout 100 "$PY" bench/gpu_train.py "${STEP_ARGS[@]}" --pick "$RUN_DIR.backend" \
+    --out "$OUT/train_step.md" >> "$LOG" 2>&1
+fi
 BACKEND=$(cat "$RUN_DIR.backend" 2>/dev/null || echo pytorch)
 
 stamp "2/3 training $NAME ($TRAIN_BUDGET_S s, deform backend $BACKEND)"
@@ -57,7 +61,9 @@ timeout $((TRAIN_BUDGET_S + 120)) "$PY" -m eggnet_ros.training.train \
 echo "training exit status $?" >> "$LOG"
 cp "$RUN_DIR/loss.csv" "$OUT/loss.csv" 2>/dev/null
 
-stamp "3/3 inference bench"
-timeout 130 "$PY" bench/gpu.py "${INFER_ARGS[@]}" --out "$OUT/gpu_bench.md" \
-  --json "$OUT/gpu_bench.json" >> "$LOG" 2>&1
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  stamp "3/3 inference bench"
+  timeout 130 "$PY" bench/gpu.py "${INFER_ARGS[@]}" --out "$OUT/gpu_bench.md" \
+    --json "$OUT/gpu_bench.json" >> "$LOG" 2>&1
+fi
 stamp "done"

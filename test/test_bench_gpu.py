@@ -192,3 +192,17 @@ def test_device_session_script_runs_all_three_stages_on_cpu(tmp_path):
     assert card["metrics"]["test_set"]["n"] == 2 and "psnr" in card["metrics"]
     assert card["config"]["offset_init"] == "motion"  # the GPU config's start (docs/experiments.md)
     assert len(list(out.iterdir())) <= 8  # the device returns at most 8 files
+
+
+def test_device_session_script_trains_another_config_without_the_benches(tmp_path):
+    """CONFIG=... SKIP_BENCH=1: the next session's BaseDeform run (docs/gpu.md), exported by its name."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, SMOKE="1", SKIP_BENCH="1", OUT=str(out), RUN_DIR=str(tmp_path / "run"),
+               CONFIG="config/train/base_deform_full_gpu.json", PYTHON=sys.executable, OMP_NUM_THREADS="2")
+    res = subprocess.run(["bash", str(SESSION_SCRIPT)], env=env, capture_output=True, text=True, timeout=300)
+    log = (out / "logs.txt").read_text()
+    assert res.returncode == 0 and "training exit status 0" in log, log[-4000:]
+    assert {p.name for p in out.iterdir()} == {"base_deform_full.safetensors", "base_deform_full.json",
+                                               "loss.csv", "logs.txt"}
+    assert json.loads((out / "base_deform_full.json").read_text())["config"]["variant"] == "base_deform"

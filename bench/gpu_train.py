@@ -47,6 +47,7 @@ def time_steps(
     import torch
 
     from eggnet_ros.model import EggNet, EggNetConfig
+    from eggnet_ros.model.triton_deform import tf32_matmul
 
     torch.manual_seed(0)
     model = EggNet(EggNetConfig(variant=variant, width=width, deform_backend=backend)).to(device)
@@ -57,9 +58,6 @@ def time_steps(
     mgv = torch.randn(batch, 6, patch, patch, device=device) * 5.0
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    # TF32 as eggnet-train sets it; only while timing, so the backend checks compare exact fp32.
-    saved_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     def step() -> None:
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
@@ -72,14 +70,13 @@ def time_steps(
             torch.cuda.synchronize()
 
     times = []
-    try:
+    # TF32 as eggnet-train sets it; only while timing, so the backend checks compare exact fp32.
+    with tf32_matmul(True):
         for i in range(warmup + steps):
             t0 = time.perf_counter()
             step()
             if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved_tf32
     ms = statistics.median(times)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
     return {"ms_per_step": ms, "samples_per_s": batch * 1e3 / ms, "peak_gib": peak, "status": "ok"}

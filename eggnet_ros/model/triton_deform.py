@@ -477,19 +477,25 @@ def _registry_fn(
 
 
 @contextlib.contextmanager
-def ieee_fp32_matmul() -> Iterator[None]:
-    """TF32 off for fp32 matmuls and convolutions inside, the caller's settings restored after.
-
-    Why: the probe's 1e-4 tolerance is for exact fp32. Measured on the H100 (session 6): with
-    ``allow_tf32`` on, as ``eggnet-train`` sets it, the probe failed and ``auto`` silently fell
-    back from the Triton kernel (19 ms/frame at 1024² bf16) to torchvision (41 ms).
-    """
+def tf32_matmul(enabled: bool) -> Iterator[None]:
+    """TF32 for fp32 matmuls and convolutions switched ``enabled`` inside, the caller's settings
+    restored after (the probe needs it off, the training-step bench on, as eggnet-train runs)."""
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
     try:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def ieee_fp32_matmul() -> contextlib.AbstractContextManager[None]:
+    """TF32 off inside: the probe's 1e-4 tolerance is for exact fp32.
+
+    Measured on the H100 (session 6): with ``allow_tf32`` on, as ``eggnet-train`` sets it, the
+    probe failed and ``auto`` silently fell back from the Triton kernel (19 ms/frame at 1024²
+    bf16) to torchvision (41 ms).
+    """
+    return tf32_matmul(False)
 
 
 def validate_against_pytorch(

@@ -1,11 +1,11 @@
 """Blur-direction probe: does a gyro model use the horizontal *and* the vertical MGV components?
 
-Why it exists: the shipped 8,000-iteration EggNet lite (near-plain ``offset_init="small"``)
-turned out to use only the vertical MGV components: on this probe it gains 1.84 dB on vertical
-streaks (MGVs worth 1.66 dB) but 0.57 dB on the very same images transposed (MGVs worth
-0.04 dB), and therefore did not sharpen the SHIELD recording, whose blur is a horizontal yaw
-streak. The test set's hand shake mixes directions, so its PSNR hides such a bias. This probe
-shows it directly.
+Why it exists: the 8,000-iteration EggNet lite shipped until session 6 (near-plain
+``offset_init="small"``) turned out to use only the vertical MGV components: on this probe it
+gains 1.84 dB on vertical streaks (MGVs worth 1.66 dB) but 0.57 dB on the very same images
+transposed (MGVs worth 0.04 dB), and therefore did not sharpen the SHIELD recording, whose blur
+is a horizontal yaw streak. The test set's hand shake mixes directions, so its PSNR hides such
+a bias. This probe shows it directly.
 
 The pairs: constant-rate pans (a straight, uniform streak of ``blur_px`` at the centre), global
 shutter, stamped at the exposure centre, the perfect gyro, and the evaluation's sensor noise.

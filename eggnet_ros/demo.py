@@ -15,6 +15,7 @@ that the CPU model finishes in about a minute on two cores; ``--width/--height/-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -39,14 +40,28 @@ class DdsUnavailableError(RuntimeError):
     """The live path could not run; the demo falls back to offline processing."""
 
 
-def find_model(model: str) -> Path:
-    """The weights to use: ``model`` (path or shipped name), else any weights in ``models/``."""
-    from eggnet_ros.bag.cli import resolve_model
+def find_model(model: str, device_type: str = "cpu") -> Path:
+    """The weights to use: ``model`` (path or shipped name), else a gyro model in ``models/``.
 
+    ``auto`` means what the node's ``model: auto`` runs on ``device_type`` (the demo runs on the
+    CPU: ``eggnet_lite``). Why it matters: before this, ``auto`` matched no file and the fallback
+    took the alphabetically first lite model, the no-gyro ``base_deform_lite``, so ``make demo``
+    showed an ablation instead of EggNet. The fallback now prefers EggNet weights for the same
+    reason.
+    """
+    from eggnet_ros.bag.cli import resolve_model
+    from eggnet_ros.core.model_paths import AUTO_MODEL, ModelNotFoundError, auto_model_name
+
+    if model == AUTO_MODEL:
+        with contextlib.suppress(ModelNotFoundError):
+            model = auto_model_name(device_type)
     resolved = Path(resolve_model(model))
     if resolved.is_file():
         return resolved
-    others = sorted(REPO_MODELS.glob("*.safetensors"), key=lambda p: ("lite" not in p.name, p.name))
+    others = sorted(
+        REPO_MODELS.glob("*.safetensors"),
+        key=lambda p: (not p.name.startswith("eggnet"), "lite" not in p.name, p.name),
+    )
     if others:
         _LOG.warning("model %r not found; using %s instead", model, others[0])
         return others[0]

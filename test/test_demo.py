@@ -69,3 +69,15 @@ def test_cli_synth_then_eval_writes_report_and_output_bag(tmp_path: Path, random
         assert r.topics["/camera/image_deblurred"].count == 3
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "stamp_convention=start taken from the bag" in report  # timing came from the sidecar
+
+
+def test_auto_model_is_the_gyro_model_the_cpu_node_runs() -> None:
+    # `model: auto` once matched no file here and the fallback picked base_deform_lite (no gyro)
+    assert find_model("auto").name == "eggnet_lite.safetensors"
+
+
+def test_fallback_prefers_eggnet_weights_over_ablations(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("eggnet_ros.demo.REPO_MODELS", tmp_path)
+    for name in ("base_deform_lite", "base_gtm_lite", "eggnet_full", "eggnet_lite_mine"):
+        (tmp_path / f"{name}.safetensors").touch()
+    assert find_model("eggnet_lite_missing").name == "eggnet_lite_mine.safetensors"

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from eggnet_ros.model import GTM, IGTM, VARIANTS, DeformBlock, DeformConv2d, EggNet, EggNetConfig
+from eggnet_ros.model.config import OFFSET_INITS
 
 MODES = {"rgb": 3, "mono": 1, "bayer": 4}
 
@@ -159,8 +160,14 @@ def test_gradients_reach_every_offset_branch() -> None:
             assert m.weight.grad is not None and m.weight.grad.abs().sum() > 0
 
 
-def test_adam_steps_lower_l1_on_a_synthetic_pair() -> None:
-    """Blurred = sharp shifted by 1 px (MGVs say so); 40 Adam steps must beat the identity."""
+@pytest.mark.parametrize("offset_init", OFFSET_INITS)
+def test_adam_steps_lower_l1_on_a_synthetic_pair(offset_init: str) -> None:
+    """Blurred = sharp shifted by 1 px (MGVs say so); 60 Adam steps must beat the identity.
+
+    Every start of the gyro branches must train (measured at 60 steps: 0.77, 0.80 and 0.85 of
+    the identity's L1 for "small", "motion" and "motion_grid"; at 40 steps "motion_grid" was
+    still at 0.91).
+    """
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     base = F.avg_pool2d(torch.rand(1, 3, 40, 40, generator=g), 3, 1, 1)
@@ -168,10 +175,10 @@ def test_adam_steps_lower_l1_on_a_synthetic_pair() -> None:
     mgv = torch.zeros(1, 6, 24, 32)
     mgv[:, 0], mgv[:, 2] = -1.0, 1.0  # pre dx, pro dx
     identity_l1 = float(F.l1_loss(blurred, sharp))
-    net = EggNet(EggNetConfig(width=8))
+    net = EggNet(EggNetConfig(width=8, offset_init=offset_init))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(60):
         loss = F.l1_loss(net(blurred, mgv), sharp)
         opt.zero_grad()
         loss.backward()

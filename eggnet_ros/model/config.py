@@ -47,11 +47,12 @@ class EggNetConfig:
     #: straight-line blur path from the MGVs (``eggnet_ros.model.blocks.init_mgo_conv_along_path``),
     #: "motion_grid" shifts the regular 3×3 taps along that path (a plain conv where there is no
     #: blur), "small" is DCN's near-plain start. Only affects fresh networks, never loaded weights.
-    #: Default "motion_grid": at the identical 8,000-iteration CPU budget the lite EggNet from
-    #: "motion_grid" beat the one from "small" on the fixed test set (26.96 vs 26.84 dB, SSIM 0.728
-    #: vs 0.783), on synthetic bags with larger blur (+5.50 vs +2.55 dB, VO inliers 282 vs 140 per
-    #: frame pair) and on the real captures, because from "small" the gyro path for horizontal
-    #: blur never formed in a CPU budget (docs/experiments.md).
+    #: Default "motion_grid": from "small" a lite EggNet never formed the gyro path for horizontal
+    #: blur within a CPU budget. At the identical 8,000 iterations the "motion_grid" one gains more
+    #: on synthetic bags with robot-length blur (+5.50 vs +2.55 dB, VO inliers 282 vs 140 per
+    #: frame pair) and on the real captures. It also scores 26.96 vs 26.84 dB on the fixed test
+    #: set, though it loses there on SSIM (0.728 vs 0.783) and with a miscalibrated gyro
+    #: (docs/experiments.md).
     offset_init: str = "motion_grid"
 
     def __post_init__(self) -> None:

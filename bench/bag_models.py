@@ -8,8 +8,9 @@ model through `eggnet-bag eval` (the node's processing core, offline), and print
 the visual-odometry front end's tracked features and inliers per frame pair in one table.
 
 Usage: ``python bench/bag_models.py [--frames 40] [--width 640] [--height 480] [--out DIR] MODEL...``
-(MODEL: a shipped name such as ``eggnet_lite`` or a .safetensors path). The recordings are kept
-in ``--out`` and reused when present, so adding a model later only evaluates that model.
+(MODEL: a shipped name such as ``eggnet_lite`` or a .safetensors path). The recordings (~70 MB
+each at the default size) are kept in ``--out`` (default ``results/bag_models``, git-ignored) and
+reused when present, so adding a model later only evaluates that model.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/bag_models"))
+    parser.add_argument("--out", type=Path, default=Path("results/bag_models"))
     args = parser.parse_args(argv)
     rows: dict[str, dict[str, dict]] = {}
     for case, extra in CASES.items():

@@ -40,8 +40,9 @@ def synth_bag(bag: Path, frames: int, width: int, height: int, extra: list[str])
 
 
 def evaluate(bag: Path, model: str, out: Path, device: str) -> dict:
+    # the timing comes from the recording's eggnet_synth.json sidecar (`eggnet-bag eval` reads it)
     code = bag_main(["eval", str(bag), "--out", str(out), "--no-output-bag", "--no-progress",
-                     "--model", model, "--device", device, *TIMING])
+                     "--model", model, "--device", device])
     if code != 0:
         raise RuntimeError(f"eggnet-bag eval {bag} --model {model} failed ({code})")
     return json.loads((out / "results.json").read_text())["summary"]

@@ -40,11 +40,11 @@ class DdsUnavailableError(RuntimeError):
     """The live path could not run; the demo falls back to offline processing."""
 
 
-def find_model(model: str, device_type: str = "cpu") -> Path:
+def find_model(model: str) -> Path:
     """The weights to use: ``model`` (path or shipped name), else a gyro model in ``models/``.
 
-    ``auto`` means what the node's ``model: auto`` runs on ``device_type`` (the demo runs on the
-    CPU: ``eggnet_lite``). Why it matters: before this, ``auto`` matched no file and the fallback
+    ``auto`` means what the node's ``model: auto`` runs on the CPU, where the demo runs it
+    (``eggnet_lite``). Why it matters: before this, ``auto`` matched no file and the fallback
     took the alphabetically first lite model, the no-gyro ``base_deform_lite``, so ``make demo``
     showed an ablation instead of EggNet. The fallback now prefers EggNet weights for the same
     reason.
@@ -54,7 +54,7 @@ def find_model(model: str, device_type: str = "cpu") -> Path:
 
     if model == AUTO_MODEL:
         with contextlib.suppress(ModelNotFoundError):
-            model = auto_model_name(device_type)
+            model = auto_model_name("cpu")
     resolved = Path(resolve_model(model))
     if resolved.is_file():
         return resolved

@@ -114,7 +114,6 @@ def test_every_shipped_training_config_loads_and_builds_its_network(path: Path) 
         assert config.init_from == f"models/{config.name}.safetensors"
 
 
-
 def test_init_from_weights_of_another_shape_is_a_clear_error(tmp_path):
     import torch
 
